@@ -1,0 +1,1 @@
+//! arn (being built).

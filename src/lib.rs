@@ -1,0 +1,72 @@
+//! `aws-iam-authenticator`: log in to Kubernetes with an AWS IAM identity.
+//!
+//! One binary plays every part. The client side (`token`) presigns an STS
+//! `GetCallerIdentity` request and hands it to kubectl as an ExecCredential. The
+//! server side (`server`) is the kube-apiserver's TokenReview webhook: it checks the
+//! presigned URL, lets STS say who signed it, maps the IAM ARN to a Kubernetes user
+//! and answers. `init` and `talos-init` prepare the webhook's key pair and
+//! kubeconfig once per node (the latter is the Talos system extension's entrypoint).
+//!
+//! # Module map
+//!
+//! | module        | concern                                                                 |
+//! |---------------|-------------------------------------------------------------------------|
+//! | [`cli`]       | one file per subcommand: flags → calls into the library                 |
+//! | [`config`]    | the upstream config file (case-insensitive keys) and its typed mappings |
+//! | [`token`]     | the `k8s-aws-v1.` token: generate, validate (pure), verify via STS      |
+//! | [`sts`]       | partitions and the STS host allow-list; the pooled HTTPS STS client     |
+//! | [`arn`]       | ARN parsing, canonicalisation and `ArnLike` matching (pure)             |
+//! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
+//! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
+//! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
+//! | [`metrics`]   | Prometheus metrics with upstream's names                                |
+//! | [`tls`]       | the webhook key pair in the state dir; rustls configs                   |
+//! | [`kubeconfig`]| the webhook kubeconfig the apiserver reads                              |
+//! | [`init`]      | idempotent, atomic creation of cert, key, kubeconfig and config         |
+//! | [`talos`]     | the Talos extension entrypoint: environment → `init` arguments → exec   |
+//! | [`k8s`]       | the Kubernetes client shared by the ConfigMap and CRD backends and `add`|
+//! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
+//! | [`fsutil`]    | atomic file writes (temp file, fsync, rename)                           |
+//! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |
+//! | [`logging`]   | `tracing` to stderr, text or JSON                                       |
+//!
+//! # Request flow (`POST /authenticate`)
+//!
+//! ```text
+//! TokenReview JSON ─▶ parse (bounded body) ─▶ token::validate (pure: size, prefix, base64,
+//!   https, STS host allow-list, path, parameter allow-list, duplicates, signed headers, expiry)
+//!   ─▶ identity cache (hash of the token; coalesced) ─▶ sts::Client GET of the token's own URL
+//!   with x-k8s-aws-id = our cluster ID ─▶ arn::canonicalize ─▶ mapper::Chain (in backend-mode
+//!   order) ─▶ templates, reserved prefixes ─▶ TokenReview status: allowed, or denied with a reason
+//! ```
+//!
+//! Nothing a client sends can produce a 500: bad input is a deny review (403), a
+//! malformed request a 400/405, an STS throttle a 429.
+
+pub mod arn;
+pub mod cli;
+pub mod config;
+pub mod ec2;
+pub mod fsutil;
+pub mod identity;
+pub mod init;
+pub mod k8s;
+pub mod kubeconfig;
+pub mod logging;
+pub mod mapper;
+pub mod metrics;
+pub mod server;
+pub mod shutdown;
+pub mod sts;
+pub mod talos;
+pub mod tls;
+pub mod token;
+
+/// The version stamped into the binary: Cargo.toml's, the one source of truth.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit the binary was built from, when the build environment says so.
+pub const COMMIT: &str = match option_env!("AWS_IAM_AUTHENTICATOR_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};

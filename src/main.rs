@@ -1,0 +1,68 @@
+//! `aws-iam-authenticator`: see the library's documentation for the module map.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use aws_iam_authenticator::cli::{self, Cli, Command, UsageError};
+use aws_iam_authenticator::logging::{self, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help goes to stdout with exit 0; every other parse error to stderr with
+            // exit 1 (cobra's code for usage errors, which scripts already check).
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    // One rustls crypto provider for the process (and the only one in the tree).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let format = LogFormat::parse(&cli.global.log_format);
+    let Some(level) = logging::parse_level(&cli.global.log_verbosity) else {
+        eprintln!(
+            "{}",
+            logging::invalid_level_message(&cli.global.log_verbosity)
+        );
+        return ExitCode::FAILURE;
+    };
+    logging::init(format.unwrap_or_default(), level);
+    if format.is_none() {
+        tracing::warn!(
+            "Unknown log format specified ({}), will use default text formatter instead.",
+            cli.global.log_format
+        );
+    }
+
+    // The webhook serves many connections; every other subcommand is one short task,
+    // for which a single-threaded runtime starts faster and spawns no threads.
+    let runtime = match cli.command {
+        Command::Server(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let result = match runtime {
+        Ok(rt) => rt.block_on(cli::run(cli)),
+        Err(e) => Err(anyhow::Error::new(e).context("could not start the async runtime")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(usage) = e.downcast_ref::<UsageError>() {
+                eprintln!("Error: {}\n{}", usage.message, usage.usage());
+            } else {
+                eprintln!("{e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

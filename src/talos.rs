@@ -1,0 +1,1 @@
+//! talos (being built).

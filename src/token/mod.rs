@@ -1,0 +1,80 @@
+//! The `k8s-aws-v1.` token: a presigned STS `GetCallerIdentity` URL, base64url-encoded.
+//!
+//! * [`generate`] presigns the URL (client side, `token`).
+//! * [`verify`] checks a token without I/O ([`verify::validate`]) and then asks STS
+//!   ([`verify::Verifier`]), for `verify` and the webhook.
+//! * [`exec_credential`] is the `client.authentication.k8s.io` object kubectl reads.
+//! * [`cache`] is upstream's `--cache` credential file.
+
+pub mod cache;
+pub mod exec_credential;
+pub mod generate;
+pub mod verify;
+
+use std::fmt;
+
+/// Every token starts with this.
+pub const V1_PREFIX: &str = "k8s-aws-v1.";
+/// The signed header that binds a token to one cluster.
+pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
+/// `X-Amz-Expires` in every token we mint (STS ignores it; old servers required ≤ 60).
+pub const PRESIGN_EXPIRES_SECS: u64 = 60;
+/// How long STS accepts a presigned URL after its `X-Amz-Date`.
+pub const PRESIGNED_URL_LIFETIME_SECS: i64 = 15 * 60;
+/// The lifetime we advertise to kubectl: a minute short of STS's, so a cached token is
+/// never presented in its last minute.
+pub const TOKEN_LIFETIME_SECS: i64 = 14 * 60;
+/// Tokens longer than this are rejected before any parsing.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// A bearer token. Its `Debug` never prints the secret part, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token string as received or generated.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The whole token, for the ExecCredential and the STS call only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// Why a token was refused. The `Display` texts are upstream's, prefixes included,
+/// because operators grep logs for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token itself is malformed or not acceptable (upstream `FormatError`).
+    #[error("input token was not properly formatted: {0}")]
+    Format(String),
+    /// An unprefixed validation error (upstream returns a few plain errors, e.g. for host labels).
+    #[error("{0}")]
+    Plain(String),
+    /// STS refused the token, or could not be reached, or answered nonsense (upstream `STSError`).
+    #[error("sts getCallerIdentity failed: {0}")]
+    Sts(String),
+    /// STS throttled us (upstream `STSThrottling`): the webhook answers 429.
+    #[error("sts getCallerIdentity was throttled: {0}")]
+    Throttled(String),
+}
+
+impl VerifyError {
+    /// The `result` label of `authenticate_latency_seconds` for this error.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Format(_) | Self::Plain(_) => "invalid_token",
+            Self::Sts(_) => "sts_error",
+            Self::Throttled(_) => "sts_throttling",
+        }
+    }
+}
