@@ -94,3 +94,43 @@ pub struct ServerConfig {
     /// How STS is reached.
     pub sts: StsOptions,
 }
+
+/// Server settings as given on the command line (`None`: not given). `ServerConfig::resolve`
+/// merges them over the environment, the config file and the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFlags {
+    /// `-i/--cluster-id` or `KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID`.
+    pub cluster_id: Option<String>,
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--generate-kubeconfig`.
+    pub generate_kubeconfig: Option<PathBuf>,
+    /// `--kubeconfig-pregenerated`.
+    pub kubeconfig_pregenerated: Option<bool>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--master`.
+    pub master: Option<String>,
+    /// `--address`.
+    pub address: Option<String>,
+    /// `--backend-mode` (comma-separated on the command line).
+    pub backend_mode: Option<Vec<String>>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--hostname` (`init`).
+    pub hostname: Option<String>,
+    /// `--ec2-describeInstances-qps`.
+    pub ec2_describe_instances_qps: Option<u32>,
+    /// `--ec2-describeInstances-burst`.
+    pub ec2_describe_instances_burst: Option<u32>,
+    /// `--feature-gates`.
+    pub feature_gates: Option<String>,
+    /// `--health-address`.
+    pub health_address: Option<SocketAddr>,
+    /// `--sts-resolve`, repeatable.
+    pub sts_resolve: Vec<(String, SocketAddr)>,
+    /// `--sts-ca-file`.
+    pub sts_ca_file: Option<PathBuf>,
+}
