@@ -1,1 +1,482 @@
-//! (being built)
+//! Minting tokens: a SigV4 query-presigned STS `GetCallerIdentity` URL, base64url-encoded.
+//!
+//! Everything here is pure (no I/O, no clock): credentials, region, host, cluster id and
+//! signing time go in, the URL or token comes out. Fetching credentials is the CLI's job.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::{CLUSTER_ID_HEADER, PRESIGN_EXPIRES_SECS, TOKEN_LIFETIME_SECS, Token, V1_PREFIX};
+use crate::config::types::Partition;
+
+/// The region name that selects STS's global endpoint.
+pub const GLOBAL_REGION: &str = "aws-global";
+
+/// The query every token starts with (upstream's parameter order).
+const BASE_QUERY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+
+/// SigV4's unreserved characters (RFC 3986): everything else is percent-encoded, as
+/// upstream's Go signer does (`/` → `%2F`, `;` → `%3B`, `+` → `%2B`, `=` → `%3D`).
+const AWS_QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Why a token could not be presigned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The STS host (from the region or an endpoint override) does not make a valid URL.
+    #[error("invalid sts endpoint host {host:?}")]
+    InvalidHost {
+        /// The offending host.
+        host: String,
+    },
+    /// The signer rejected its parameters (e.g. an empty region).
+    #[error("could not build the signing parameters")]
+    Params(#[source] aws_sigv4::sign::v4::signing_params::BuildError),
+    /// The signer failed (e.g. a header value it cannot sign).
+    #[error("could not presign the sts request")]
+    Signing(#[source] aws_sigv4::http_request::SigningError),
+}
+
+/// A freshly minted token and the time kubectl should stop using it.
+#[derive(Debug, Clone)]
+pub struct GeneratedToken {
+    /// The `k8s-aws-v1.` token.
+    pub token: Token,
+    /// Signing time + 14 minutes (upstream's lifetime), possibly capped by the caller.
+    pub expiration: SystemTime,
+}
+
+/// The region SigV4 signs for: STS's global endpoint signs as `us-east-1` (as the AWS SDKs'
+/// endpoint rules say), every other region as itself.
+pub fn signing_region(region: &str) -> &str {
+    if region == GLOBAL_REGION {
+        "us-east-1"
+    } else {
+        region
+    }
+}
+
+/// The partition a region belongs to, from its name prefix (the AWS SDKs' partition
+/// regexes). Unknown names are treated as the commercial `aws` partition.
+pub fn partition_for_region(region: &str) -> Partition {
+    // Longer prefixes first: `us-isob-` and `us-isof-` also start with `us-iso`.
+    const PREFIXES: [(&str, Partition); 7] = [
+        ("cn-", Partition::AwsCn),
+        ("us-gov-", Partition::AwsUsGov),
+        ("us-isob-", Partition::AwsIsoB),
+        ("us-isof-", Partition::AwsIsoF),
+        ("us-iso-", Partition::AwsIso),
+        ("eu-isoe-", Partition::AwsIsoE),
+        ("eusc-", Partition::AwsEusc),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or(Partition::Aws, |(_, p)| *p)
+}
+
+/// The STS host a token for `region` is presigned against, following the AWS SDK v2
+/// endpoint rules upstream uses: always the regional endpoint (`sts.<region>.<domain>`),
+/// `aws-global` → `sts.amazonaws.com`, FIPS → `sts-fips.…` (GovCloud's regional endpoints
+/// are FIPS already), dual-stack → the partition's dual-stack domain.
+pub fn sts_host_for(region: &str, use_fips: bool, use_dual_stack: bool) -> String {
+    let partition = partition_for_region(region);
+    if region == GLOBAL_REGION && !use_fips && !use_dual_stack {
+        return "sts.amazonaws.com".to_owned();
+    }
+    let region = signing_region(region);
+    // A partition without dual-stack endpoints keeps its IPv4 domain (the SDK would fail
+    // instead; a working token is more useful than an error here).
+    let domain = match (use_dual_stack, partition.dual_stack_domain()) {
+        (true, Some(d)) => d,
+        _ => partition.domain(),
+    };
+    // GovCloud's plain regional endpoints are FIPS endpoints already.
+    let gov_ipv4 = partition == Partition::AwsUsGov && !use_dual_stack;
+    let service = if use_fips && !gov_ipv4 {
+        "sts-fips"
+    } else {
+        "sts"
+    };
+    format!("{service}.{region}.{domain}")
+}
+
+/// Presigns STS `GetCallerIdentity` at `https://<sts_host>/` for `cluster_id`, signed at
+/// `at`, and returns the URL.
+///
+/// The signature covers the headers `host` and `x-k8s-aws-id` (whose value is not in the
+/// URL: the server re-supplies its own cluster id, so a token only works for one cluster)
+/// and the SHA-256 of an empty payload. `X-Amz-Expires` is always 60. The query parameters
+/// come in upstream's order: `Action, Version, X-Amz-Algorithm, X-Amz-Credential,
+/// X-Amz-Date, X-Amz-Expires, [X-Amz-Security-Token], X-Amz-SignedHeaders, X-Amz-Signature`.
+pub fn presign(
+    credentials: &Credentials,
+    region: &str,
+    sts_host: &str,
+    cluster_id: &str,
+    at: SystemTime,
+) -> Result<String, Error> {
+    let base = format!("https://{sts_host}/");
+    if base.parse::<http::Uri>().is_err() || sts_host.is_empty() || sts_host.contains('/') {
+        return Err(Error::InvalidHost {
+            host: sts_host.to_owned(),
+        });
+    }
+    let unsigned = format!("{base}?{BASE_QUERY}");
+
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(PRESIGN_EXPIRES_SECS));
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(signing_region(region))
+        .name("sts")
+        .time(at)
+        .settings(settings)
+        .build()
+        .map_err(Error::Params)?
+        .into();
+    // `SignableBody::Bytes(b"")` hashes the empty payload (upstream signs
+    // `e3b0c442…b855`, not `UNSIGNED-PAYLOAD`).
+    let request = SignableRequest::new(
+        "GET",
+        unsigned.as_str(),
+        std::iter::once((CLUSTER_ID_HEADER, cluster_id)),
+        SignableBody::Bytes(&[]),
+    )
+    .map_err(Error::Signing)?;
+    let (instructions, _signature) = sign(request, &params).map_err(Error::Signing)?.into_parts();
+    let (_headers, signed) = instructions.into_parts();
+
+    // The signer returns its parameters in its own order; the signature does not depend on
+    // the order in the URL, so lay them out as upstream does.
+    const ORDER: [&str; 7] = [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-Security-Token",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+    ];
+    let rank = |name: &str| ORDER.iter().position(|o| *o == name).unwrap_or(ORDER.len());
+    let mut signed: Vec<(&str, Cow<'static, str>)> = signed;
+    signed.sort_by_key(|(name, _)| rank(name));
+    let mut url = unsigned;
+    for (name, value) in &signed {
+        url.push('&');
+        url.extend(utf8_percent_encode(name, AWS_QUERY));
+        url.push('=');
+        url.extend(utf8_percent_encode(value, AWS_QUERY));
+    }
+    Ok(url)
+}
+
+/// Encodes a presigned URL as a token: `k8s-aws-v1.` + base64url without padding.
+pub fn encode_token(url: &str) -> Token {
+    Token::new(format!("{V1_PREFIX}{}", URL_SAFE_NO_PAD.encode(url)))
+}
+
+/// Presigns and encodes in one step; the expiration is `at` + 14 minutes (a minute short
+/// of the 15 STS accepts the URL for).
+pub fn generate(
+    credentials: &Credentials,
+    region: &str,
+    sts_host: &str,
+    cluster_id: &str,
+    at: SystemTime,
+) -> Result<GeneratedToken, Error> {
+    let url = presign(credentials, region, sts_host, cluster_id, at)?;
+    Ok(GeneratedToken {
+        token: encode_token(&url),
+        expiration: at + Duration::from_secs(TOKEN_LIFETIME_SECS.unsigned_abs()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden_creds(session_token: Option<&str>) -> Credentials {
+        Credentials::new(
+            "ASIAR2TG44V6AS3ZZE7C",
+            "4KD5cntGcVmLWRdF5wvNRuzNL5Qxmp6OKVY6Fz/Q",
+            session_token.map(str::to_owned),
+            None,
+            "test",
+        )
+    }
+
+    fn golden_time() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_682_640_000)
+    }
+
+    const GOLDEN_URL: &str = "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAR2TG44V6AS3ZZE7C%2F20230428%2Fus-west-2%2Fsts%2Faws4_request&X-Amz-Date=20230428T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=e211dba77aba9dc44b0b6be38b8eaad092599c5157f6314444c5b9d85747f5ce";
+
+    #[test]
+    fn golden_vector_matches_upstream_byte_for_byte() {
+        let host = sts_host_for("us-west-2", false, false);
+        let url = presign(
+            &golden_creds(None),
+            "us-west-2",
+            &host,
+            "test-cluster",
+            golden_time(),
+        )
+        .unwrap();
+        assert_eq!(url, GOLDEN_URL);
+    }
+
+    #[test]
+    fn token_is_prefixed_base64url_of_the_url_and_lives_14_minutes() {
+        let host = sts_host_for("us-west-2", false, false);
+        let generated = generate(
+            &golden_creds(None),
+            "us-west-2",
+            &host,
+            "test-cluster",
+            golden_time(),
+        )
+        .unwrap();
+        let token = generated.token.expose();
+        let encoded = token.strip_prefix("k8s-aws-v1.").unwrap();
+        assert!(!encoded.contains('='), "no padding: {encoded}");
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(encoded).unwrap(),
+            GOLDEN_URL.as_bytes()
+        );
+        assert_eq!(
+            generated.expiration,
+            golden_time() + Duration::from_secs(14 * 60)
+        );
+    }
+
+    #[test]
+    fn another_cluster_gives_another_signature() {
+        let url = presign(
+            &golden_creds(None),
+            "us-west-2",
+            "sts.us-west-2.amazonaws.com",
+            "other-cluster",
+            golden_time(),
+        )
+        .unwrap();
+        assert_ne!(url, GOLDEN_URL);
+        assert!(url.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature="));
+    }
+
+    /// Recomputes the signature with a plain SigV4 implementation (HMAC-SHA256 by hand),
+    /// with the session token in the canonical query, and checks the URL's signature.
+    #[test]
+    fn session_token_is_in_the_url_and_signed() {
+        use hmac::{Hmac, KeyInit, Mac};
+        use sha2::{Digest, Sha256};
+
+        let session = "FwoGZXIvYXdzEJr//////////wEaDNo+token=";
+        let url = presign(
+            &golden_creds(Some(session)),
+            "us-west-2",
+            "sts.us-west-2.amazonaws.com",
+            "test-cluster",
+            golden_time(),
+        )
+        .unwrap();
+        let encoded_session = utf8_percent_encode(session, AWS_QUERY).to_string();
+        assert!(encoded_session.contains("%2F") && encoded_session.contains("%2B"));
+        let (prefix, signature) = url.split_once("&X-Amz-Signature=").unwrap();
+        let expected_prefix = format!(
+            "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAR2TG44V6AS3ZZE7C%2F20230428%2Fus-west-2%2Fsts%2Faws4_request&X-Amz-Date=20230428T000000Z&X-Amz-Expires=60&X-Amz-Security-Token={encoded_session}&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id"
+        );
+        assert_eq!(prefix, expected_prefix);
+
+        let query = prefix.split_once('?').unwrap().1;
+        let canonical = format!(
+            "GET\n/\n{query}\nhost:sts.us-west-2.amazonaws.com\nx-k8s-aws-id:test-cluster\n\nhost;x-k8s-aws-id\n{}",
+            hex(&Sha256::digest(b""))
+        );
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n20230428T000000Z\n20230428/us-west-2/sts/aws4_request\n{}",
+            hex(&Sha256::digest(canonical.as_bytes()))
+        );
+        let mac = |key: &[u8], data: &[u8]| {
+            let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        };
+        let k = mac(b"AWS44KD5cntGcVmLWRdF5wvNRuzNL5Qxmp6OKVY6Fz/Q", b"20230428");
+        let k = mac(&k, b"us-west-2");
+        let k = mac(&k, b"sts");
+        let k = mac(&k, b"aws4_request");
+        assert_eq!(signature, hex(&mac(&k, string_to_sign.as_bytes())));
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn global_region_signs_as_us_east_1() {
+        let url = presign(
+            &golden_creds(None),
+            GLOBAL_REGION,
+            &sts_host_for(GLOBAL_REGION, false, false),
+            "test-cluster",
+            golden_time(),
+        )
+        .unwrap();
+        assert!(url.starts_with("https://sts.amazonaws.com/?"), "{url}");
+        assert!(
+            url.contains("%2F20230428%2Fus-east-1%2Fsts%2Faws4_request"),
+            "{url}"
+        );
+    }
+
+    #[test]
+    fn invalid_hosts_are_rejected() {
+        for host in ["", "a b", "x/y"] {
+            let err =
+                presign(&golden_creds(None), "us-west-2", host, "c", golden_time()).unwrap_err();
+            assert!(matches!(err, Error::InvalidHost { .. }), "{host}: {err}");
+        }
+    }
+
+    #[test]
+    fn sts_hosts_follow_the_sdk_endpoint_rules() {
+        // (region, fips, dual-stack, host): cases from the AWS SDK's STS endpoint tests.
+        let cases = [
+            ("us-west-2", false, false, "sts.us-west-2.amazonaws.com"),
+            ("us-east-1", false, false, "sts.us-east-1.amazonaws.com"),
+            ("us-east-1", true, false, "sts-fips.us-east-1.amazonaws.com"),
+            ("us-east-1", false, true, "sts.us-east-1.api.aws"),
+            ("us-east-1", true, true, "sts-fips.us-east-1.api.aws"),
+            ("aws-global", false, false, "sts.amazonaws.com"),
+            (
+                "cn-north-1",
+                false,
+                false,
+                "sts.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "cn-north-1",
+                true,
+                false,
+                "sts-fips.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "cn-north-1",
+                false,
+                true,
+                "sts.cn-north-1.api.amazonwebservices.com.cn",
+            ),
+            (
+                "cn-north-1",
+                true,
+                true,
+                "sts-fips.cn-north-1.api.amazonwebservices.com.cn",
+            ),
+            (
+                "us-gov-west-1",
+                false,
+                false,
+                "sts.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "us-gov-east-1",
+                true,
+                false,
+                "sts.us-gov-east-1.amazonaws.com",
+            ),
+            ("us-gov-east-1", false, true, "sts.us-gov-east-1.api.aws"),
+            (
+                "us-gov-east-1",
+                true,
+                true,
+                "sts-fips.us-gov-east-1.api.aws",
+            ),
+            (
+                "us-iso-east-1",
+                false,
+                false,
+                "sts.us-iso-east-1.c2s.ic.gov",
+            ),
+            (
+                "us-iso-east-1",
+                true,
+                false,
+                "sts-fips.us-iso-east-1.c2s.ic.gov",
+            ),
+            (
+                "us-isob-east-1",
+                false,
+                false,
+                "sts.us-isob-east-1.sc2s.sgov.gov",
+            ),
+            (
+                "us-isof-south-1",
+                false,
+                false,
+                "sts.us-isof-south-1.csp.hci.ic.gov",
+            ),
+            (
+                "eu-isoe-west-1",
+                false,
+                false,
+                "sts.eu-isoe-west-1.cloud.adc-e.uk",
+            ),
+            (
+                "eusc-de-east-1",
+                false,
+                false,
+                "sts.eusc-de-east-1.amazonaws.eu",
+            ),
+            (
+                "eusc-de-east-1",
+                false,
+                true,
+                "sts.eusc-de-east-1.api.amazonwebservices.eu",
+            ),
+            (
+                "ap-southeast-7",
+                false,
+                false,
+                "sts.ap-southeast-7.amazonaws.com",
+            ),
+            // Ours: the global endpoint has no FIPS variant; use us-east-1's, where it lives.
+            (
+                "aws-global",
+                true,
+                false,
+                "sts-fips.us-east-1.amazonaws.com",
+            ),
+        ];
+        for (region, fips, dual, host) in cases {
+            assert_eq!(
+                sts_host_for(region, fips, dual),
+                host,
+                "{region} fips={fips} dual={dual}"
+            );
+        }
+    }
+
+    #[test]
+    fn partitions_from_region_names() {
+        assert_eq!(partition_for_region("us-isob-east-1"), Partition::AwsIsoB);
+        assert_eq!(partition_for_region("us-iso-west-1"), Partition::AwsIso);
+        assert_eq!(partition_for_region("us-east-1"), Partition::Aws);
+        assert_eq!(partition_for_region("eu-west-1"), Partition::Aws);
+    }
+}
