@@ -1,2 +1,4 @@
-//! (being built)
+//! STS: the partition/region host table ([`endpoints`]) and the pooled HTTPS client that
+//! sends a validated token's `GetCallerIdentity` request.
+
 pub mod endpoints;
