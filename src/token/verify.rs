@@ -8,8 +8,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::arn::{self, PrincipalType};
 use crate::config::types::Partition;
-use crate::sts::endpoints;
+use crate::identity::Identity;
+use crate::metrics::{self, RegionLabel, ResponseLabels};
+use crate::sts::{self, CallError, endpoints};
 
 use super::{
     CLUSTER_ID_HEADER, MAX_TOKEN_LEN, PRESIGNED_URL_LIFETIME_SECS, V1_PREFIX, VerifyError,
@@ -200,6 +203,194 @@ pub fn validate(
         signed_at,
         expires_at,
     })
+}
+
+/// The server side of token verification: the cluster it serves, its partition and
+/// region, and the shared STS client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    cluster_id: String,
+    partition: Partition,
+    instance_region: Option<String>,
+    sts: sts::Client,
+}
+
+impl Verifier {
+    /// A verifier for tokens bound to `cluster_id`, accepting STS hosts of `partition`
+    /// (and of `instance_region` in it, see [`endpoints::verify_host`]).
+    pub fn new(
+        cluster_id: String,
+        partition: Partition,
+        instance_region: Option<String>,
+        sts: sts::Client,
+    ) -> Self {
+        Self {
+            cluster_id,
+            partition,
+            instance_region,
+            sts,
+        }
+    }
+
+    /// The cluster id sent to STS as `x-k8s-aws-id`.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The pure checks ([`validate`]) at the current time.
+    pub fn validate(&self, token: &str) -> Result<ValidatedToken, VerifyError> {
+        validate(
+            token,
+            self.partition,
+            self.instance_region.as_deref(),
+            SystemTime::now(),
+        )
+    }
+
+    /// Asks STS who signed `token` (GET of its own URL with *our* cluster id as
+    /// `x-k8s-aws-id`, so a token minted for another cluster fails STS's signature
+    /// check), then canonicalises the ARN.
+    pub async fn verify_validated(&self, token: &ValidatedToken) -> Result<Identity, VerifyError> {
+        let m = metrics::global();
+        let region = token.sts_region.as_str();
+        let response = match self
+            .sts
+            .get_caller_identity(&token.url, &self.cluster_id)
+            .await
+        {
+            Ok(r) => r,
+            Err(CallError::Transport(e)) => {
+                m.sts_connection_failures
+                    .get_or_create(&RegionLabel {
+                        StsRegion: region.to_owned(),
+                    })
+                    .inc();
+                return Err(VerifyError::Sts(format!(
+                    "error during GET: {e} on {region} endpoint"
+                )));
+            }
+            Err(e) => {
+                return Err(VerifyError::Sts(format!("error reading HTTP result: {e}")));
+            }
+        };
+        m.sts_responses
+            .get_or_create(&ResponseLabels {
+                ResponseCode: response.status.to_string(),
+                StsRegion: region.to_owned(),
+            })
+            .inc();
+        let body = String::from_utf8_lossy(&response.body);
+        if response.status != 200 {
+            if body.contains("Throttling") {
+                m.sts_throttling
+                    .get_or_create(&RegionLabel {
+                        StsRegion: region.to_owned(),
+                    })
+                    .inc();
+                return Err(VerifyError::Throttled(body.into_owned()));
+            }
+            return Err(VerifyError::Sts(format!(
+                "error from AWS (expected 200, got {}) on {region} endpoint. Body: {body}",
+                response.status
+            )));
+        }
+        identity_from_response(&response.body, token)
+    }
+
+    /// [`Verifier::validate`], then [`Verifier::verify_validated`].
+    pub async fn verify(&self, token: &str) -> Result<Identity, VerifyError> {
+        let validated = self.validate(token)?;
+        self.verify_validated(&validated).await
+    }
+}
+
+/// Builds the identity from STS's JSON answer (Go `encoding/json` rules: keys match
+/// case-insensitively, unknown keys are ignored, missing strings are empty).
+pub fn identity_from_response(
+    body: &[u8],
+    token: &ValidatedToken,
+) -> Result<Identity, VerifyError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| VerifyError::Sts(json_error(body, &e)))?;
+    let result = field(&value, "GetCallerIdentityResponse")
+        .and_then(|v| field(v, "GetCallerIdentityResult"));
+    let text = |name: &str| -> Result<String, VerifyError> {
+        match result.and_then(|r| field(r, name)) {
+            None | Some(serde_json::Value::Null) => Ok(String::new()),
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(VerifyError::Sts(format!(
+                "json: cannot unmarshal {} into Go struct field of type string",
+                json_kind(other)
+            ))),
+        }
+    };
+    let arn = text("Arn")?;
+    let account = text("Account")?;
+    let user_id = text("UserId")?;
+    let (kind, canonical) = arn::canonicalize(&arn).map_err(|e| VerifyError::Sts(e.to_string()))?;
+    let (user_id, session_name) = match kind {
+        PrincipalType::User | PrincipalType::Root | PrincipalType::FederatedUser => {
+            (user_id, String::new())
+        }
+        PrincipalType::Role | PrincipalType::AssumedRole => {
+            let parts: Vec<&str> = user_id.split(':').collect();
+            match parts.as_slice() {
+                [id, session] => ((*id).to_owned(), (*session).to_owned()),
+                _ => {
+                    return Err(VerifyError::Sts(format!(
+                        "malformed UserID {}",
+                        go_quote(&user_id)
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Identity {
+        arn,
+        canonical_arn: canonical,
+        account_id: account,
+        user_id,
+        session_name,
+        access_key_id: token.access_key_id.clone(),
+        sts_endpoint: token.host.clone(),
+    })
+}
+
+/// A JSON object's member `name`: exact match first, else case-insensitive (Go's rule).
+fn field<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    let obj = v.as_object()?;
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Null => "null",
+    }
+}
+
+/// A JSON syntax error, worded like Go's where that is easy (`invalid character 'x' …`,
+/// `unexpected end of JSON input`), with serde's position details.
+fn json_error(body: &[u8], e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        return format!("unexpected end of JSON input ({e})");
+    }
+    let offending = String::from_utf8_lossy(body)
+        .lines()
+        .nth(e.line().saturating_sub(1))
+        .and_then(|l| l.chars().nth(e.column().saturating_sub(1)));
+    match offending {
+        Some(c) => format!("invalid character {c:?}: {e}"),
+        None => e.to_string(),
+    }
 }
 
 /// `strconv.Atoi`: `Err(0)` on a syntax error, `Err(i64::MAX/MIN)` on overflow (the value
