@@ -1,11 +1,678 @@
 //! EKSConfigMap: mappings from the `kube-system/aws-auth` ConfigMap.
+//!
+//! The ConfigMap's data keys `mapRoles`, `mapUsers` and `mapAccounts` (case-sensitive,
+//! as upstream) each hold a YAML document in a string. A background task lists and then
+//! watches the one object (`metadata.name=aws-auth`) with `kube::runtime::watcher`, which
+//! re-watches when the API server closes the stream and re-lists after errors; failed
+//! attempts back off exponentially. Lookups are answered from memory.
+//!
+//! # What happens to a bad edit
+//!
+//! upstream: `pkg/mapper/configmap/configmap.go` replaces its state with whatever subset
+//! of an edit parsed, so one YAML slip in `mapRoles` (a missing `|`, an unquoted
+//! `{{SessionName}}`) drops every role mapping, node roles included. We apply an edit
+//! **section by section** (`mapRoles`, `mapUsers`, `mapAccounts`):
+//!
+//! * a section that is not YAML, or not a list, keeps its **previous** mappings (it says
+//!   nothing we could act on, and dropping it would lock everyone out);
+//! * in a section that parses, each entry is checked on its own: an invalid entry (a
+//!   typo'd key such as `rolarn:`, `groups:` that is not a list, a bad `sso:` block) is
+//!   skipped and reported, and the valid entries replace the section's previous
+//!   mappings — including removals, so revoking an entry takes effect even if another
+//!   entry in the same edit is broken;
+//! * an absent or empty section (empty, `""`, `''` or two backticks) has no mappings.
+//!
+//! Every problem is logged with the section, the entry's index and the reason;
+//! `mapping_invalid_entries{backend="EKSConfigMap"}` holds the number of problems in the
+//! current object and `mapping_reload_failures_total{backend="EKSConfigMap"}` counts
+//! edits that had any. Deleting the ConfigMap clears every mapping, as upstream.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
-use super::Mapper;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
+use crate::config::types::{BackendMode, RoleMapping, UserMapping};
+use crate::identity::Identity;
+use crate::metrics::{self, BackendLabel};
+
+/// The ConfigMap's namespace.
+pub const NAMESPACE: &str = "kube-system";
+/// The ConfigMap's name.
+pub const NAME: &str = "aws-auth";
+/// Data key of the role mappings.
+pub const MAP_ROLES: &str = "mapRoles";
+/// Data key of the user mappings.
+pub const MAP_USERS: &str = "mapUsers";
+/// Data key of the allowed accounts.
+pub const MAP_ACCOUNTS: &str = "mapAccounts";
+
+/// One problem in an `aws-auth` ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseIssue {
+    /// A whole section could not be read; its previous mappings stay in force.
+    #[error("{key}: cannot parse, keeping its previous mappings: {message}")]
+    Section {
+        /// The data key (`mapRoles`, …).
+        key: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// One entry is invalid and was skipped.
+    #[error("{key}[{index}]: skipping invalid entry: {message}")]
+    Entry {
+        /// The data key.
+        key: &'static str,
+        /// The entry's position in the list (from 0).
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The mappings of an `aws-auth` ConfigMap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsAuth {
+    /// `mapRoles`.
+    pub roles: Vec<RoleMapping>,
+    /// `mapUsers`.
+    pub users: Vec<UserMapping>,
+    /// `mapAccounts`.
+    pub accounts: Vec<String>,
+}
+
+/// A parsed ConfigMap: each section is `None` when it could not be read at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedAwsAuth {
+    /// `mapRoles`, valid entries only.
+    pub roles: Option<Vec<RoleMapping>>,
+    /// `mapUsers`, valid entries only.
+    pub users: Option<Vec<UserMapping>>,
+    /// `mapAccounts`.
+    pub accounts: Option<Vec<String>>,
+    /// Everything that was skipped, and why.
+    pub issues: Vec<ParseIssue>,
+}
+
+impl ParsedAwsAuth {
+    /// The mappings in force after this edit: unreadable sections keep `previous`'s.
+    pub fn apply(self, previous: &AwsAuth) -> AwsAuth {
+        AwsAuth {
+            roles: self.roles.unwrap_or_else(|| previous.roles.clone()),
+            users: self.users.unwrap_or_else(|| previous.users.clone()),
+            accounts: self.accounts.unwrap_or_else(|| previous.accounts.clone()),
+        }
+    }
+
+    /// Every section, readable or not, with nothing skipped (a strict parse).
+    pub fn into_strict(self) -> Result<AwsAuth, Vec<ParseIssue>> {
+        match self {
+            Self {
+                roles: Some(roles),
+                users: Some(users),
+                accounts: Some(accounts),
+                issues,
+            } if issues.is_empty() => Ok(AwsAuth {
+                roles,
+                users,
+                accounts,
+            }),
+            Self { issues, .. } => Err(issues),
+        }
+    }
+}
+
+/// Upstream skips values that are blank or exactly ``` `` ```, `""` or `''`.
+fn is_empty_value(text: &str) -> bool {
+    matches!(text.trim(), "" | "``" | "\"\"" | "''")
+}
+
+/// Parses a section into a list of YAML values with lower-cased object keys.
+fn section_items(text: &str) -> Result<Vec<Value>, String> {
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    match crate::config::file::lowercase_keys(value) {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        _ => Err("expected a list".to_owned()),
+    }
+}
+
+fn parse_section<T: DeserializeOwned>(
+    data: &BTreeMap<String, String>,
+    key: &'static str,
+    validate: impl Fn(&T) -> Result<(), String>,
+    issues: &mut Vec<ParseIssue>,
+) -> Option<Vec<T>> {
+    let Some(text) = data.get(key).filter(|t| !is_empty_value(t)) else {
+        return Some(Vec::new());
+    };
+    let items = match section_items(text) {
+        Ok(items) => items,
+        Err(message) => {
+            issues.push(ParseIssue::Section { key, message });
+            return None;
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<T>(item)
+            .map_err(|e| e.to_string())
+            .and_then(|entry| validate(&entry).map(|()| entry))
+        {
+            Ok(entry) => out.push(entry),
+            Err(message) => issues.push(ParseIssue::Entry {
+                key,
+                index,
+                message,
+            }),
+        }
+    }
+    Some(out)
+}
+
+/// `mapAccounts` keeps each entry's literal text (`012345678901` stays as written).
+fn parse_accounts(
+    data: &BTreeMap<String, String>,
+    issues: &mut Vec<ParseIssue>,
+) -> Option<Vec<String>> {
+    let Some(text) = data.get(MAP_ACCOUNTS).filter(|t| !is_empty_value(t)) else {
+        return Some(Vec::new());
+    };
+    match serde_saphyr::from_str::<Option<Vec<String>>>(text) {
+        Ok(accounts) => Some(accounts.unwrap_or_default()),
+        Err(e) => {
+            issues.push(ParseIssue::Section {
+                key: MAP_ACCOUNTS,
+                message: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+/// Checks a role mapping as upstream's `RoleMapping.Validate` does, plus that a
+/// `rolearn` is an ARN we can match on.
+fn validate_role(m: &RoleMapping) -> Result<(), String> {
+    match (&m.rolearn, &m.sso) {
+        (arn, None) if arn.is_empty() => Err("one of rolearn or SSO must be supplied".to_owned()),
+        (arn, Some(_)) if !arn.is_empty() => {
+            Err("only one of rolearn or SSO can be supplied".to_owned())
+        }
+        (_, Some(sso)) => validate_sso(sso),
+        (arn, None) => role_key(arn).map(|_| ()),
+    }
+}
+
+fn validate_sso(sso: &crate::config::types::SsoArnMatcher) -> Result<(), String> {
+    let id = &sso.account_id;
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("AccountID '{id}' is not a valid AWS Account ID"));
+    }
+    let name = &sso.permission_set_name;
+    let name_ok = (1..=32).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || "+=,.@-".contains(c));
+    if !name_ok {
+        return Err(format!(
+            "PermissionSetName '{name}' is not a valid AWS SSO PermissionSet Name"
+        ));
+    }
+    if !sso.partition.is_empty()
+        && sso
+            .partition
+            .parse::<crate::config::types::Partition>()
+            .is_err()
+    {
+        return Err(format!(
+            "partition '{}' is not a valid AWS partition",
+            sso.partition
+        ));
+    }
+    Ok(())
+}
+
+fn validate_user(m: &UserMapping) -> Result<(), String> {
+    if m.userarn.is_empty() {
+        return Err("value for userarn must be supplied".to_owned());
+    }
+    Ok(())
+}
+
+/// The key a role mapping is found under: the lower-cased role ARN without its path.
+///
+/// upstream: `pkg/mapper/configmap` compares the configured `rolearn` as written, so a
+/// role with a path (`role/team/admin`) never matches (STS's assumed-role ARNs carry no
+/// path); we strip the path as the MountedFile backend does, and accept an
+/// `assumed-role` ARN by its role.
+fn role_key(arn: &str) -> Result<String, String> {
+    let lower = arn.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.splitn(6, ':').collect();
+    let [prefix, partition, service, _region, account, resource] = parts[..] else {
+        return Err(format!("arn '{arn}' is invalid: 'not enough sections'"));
+    };
+    if prefix != "arn" {
+        return Err(format!("arn '{arn}' is invalid: 'invalid prefix'"));
+    }
+    let segments: Vec<&str> = resource.split('/').collect();
+    match (service, segments.as_slice()) {
+        ("iam", ["role", .., name]) if !name.is_empty() => {
+            Ok(format!("arn:{partition}:iam::{account}:role/{name}"))
+        }
+        ("sts", ["assumed-role", .., name, _session]) if !name.is_empty() => {
+            Ok(format!("arn:{partition}:iam::{account}:role/{name}"))
+        }
+        _ => Err(format!("arn '{arn}' is not an IAM role ARN")),
+    }
+}
+
+/// Parses the data of an `aws-auth` ConfigMap, section by section (see the module docs).
+pub fn parse(data: &BTreeMap<String, String>) -> ParsedAwsAuth {
+    let mut issues = Vec::new();
+    let roles = parse_section(data, MAP_ROLES, validate_role, &mut issues);
+    let users = parse_section(data, MAP_USERS, validate_user, &mut issues);
+    let accounts = parse_accounts(data, &mut issues);
+    ParsedAwsAuth {
+        roles,
+        users,
+        accounts,
+        issues,
+    }
+}
+
+/// The lookup tables built from an [`AwsAuth`].
+#[derive(Debug, Default)]
+struct Tables {
+    source: AwsAuth,
+    roles: Vec<(String, RoleMapping)>,
+    users: Vec<(String, UserMapping)>,
+    accounts: HashSet<String>,
+}
+
+impl Tables {
+    fn new(source: AwsAuth) -> Self {
+        let roles = source
+            .roles
+            .iter()
+            .filter(|r| r.sso.is_none())
+            .filter_map(|r| role_key(&r.rolearn).ok().map(|k| (k, r.clone())))
+            .collect();
+        let users = source
+            .users
+            .iter()
+            .map(|u| (u.userarn.to_ascii_lowercase(), u.clone()))
+            .collect();
+        let accounts = source.accounts.iter().cloned().collect();
+        Self {
+            source,
+            roles,
+            users,
+            accounts,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    tables: RwLock<Arc<Tables>>,
+    ready: AtomicBool,
+}
+
+impl Shared {
+    fn current(&self) -> Arc<Tables> {
+        match self.tables.read() {
+            Ok(t) => Arc::clone(&t),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn replace(&self, source: AwsAuth) {
+        let tables = Arc::new(Tables::new(source));
+        match self.tables.write() {
+            Ok(mut t) => *t = tables,
+            Err(poisoned) => *poisoned.into_inner() = tables,
+        }
+    }
+
+    fn apply_object(&self, cm: &ConfigMap) {
+        let empty = BTreeMap::new();
+        let data = cm.data.as_ref().unwrap_or(&empty);
+        let parsed = parse(data);
+        let label = BackendLabel {
+            backend: BackendMode::EksConfigMap.name().to_owned(),
+        };
+        let m = metrics::global();
+        let problems = i64::try_from(parsed.issues.len()).unwrap_or(i64::MAX);
+        m.mapping_invalid_entries
+            .get_or_create(&label)
+            .set(problems);
+        if !parsed.issues.is_empty() {
+            m.mapping_reload_failures.get_or_create(&label).inc();
+            for issue in &parsed.issues {
+                tracing::error!(configmap = "kube-system/aws-auth", "{issue}");
+            }
+        }
+        let next = parsed.apply(&self.current().source);
+        tracing::info!(
+            roles = next.roles.len(),
+            users = next.users.len(),
+            accounts = next.accounts.len(),
+            resource_version = cm.metadata.resource_version.as_deref().unwrap_or(""),
+            "loaded aws-auth mappings"
+        );
+        self.replace(next);
+    }
+
+    fn clear(&self) {
+        tracing::info!("aws-auth deleted, clearing its mappings");
+        metrics::global()
+            .mapping_invalid_entries
+            .get_or_create(&BackendLabel {
+                backend: BackendMode::EksConfigMap.name().to_owned(),
+            })
+            .set(0);
+        self.replace(AwsAuth::default());
+    }
+}
+
+/// Aborts the watch task when the mapper goes away (e.g. the chain is rebuilt).
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The EKSConfigMap backend.
+#[derive(Debug)]
+pub struct ConfigMapMapper {
+    shared: Arc<Shared>,
+    _task: AbortOnDrop,
+}
+
+impl ConfigMapMapper {
+    /// Starts watching `kube-system/aws-auth` through `client`. Returns at once; the
+    /// mapper is ready ([`Mapper::is_ready`]) after the first successful list.
+    pub fn spawn(client: kube::Client) -> Self {
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(watch(client, Arc::clone(&shared)));
+        Self {
+            shared,
+            _task: AbortOnDrop(task),
+        }
+    }
+
+    /// The mappings currently in force.
+    pub fn mappings(&self) -> AwsAuth {
+        self.shared.current().source.clone()
+    }
+}
+
+async fn watch(client: kube::Client, shared: Arc<Shared>) {
+    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+    let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    // Whether the current (re-)list returned the object: a list without it means it
+    // was deleted while we were not watching.
+    let mut listed = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => listed = false,
+            Ok(Event::InitApply(cm)) => {
+                listed = true;
+                shared.apply_object(&cm);
+            }
+            Ok(Event::InitDone) => {
+                if !listed && !shared.current().source.eq(&AwsAuth::default()) {
+                    shared.clear();
+                }
+                if !shared.ready.swap(true, Ordering::SeqCst) {
+                    tracing::info!(found = listed, "aws-auth ConfigMap listed");
+                }
+            }
+            Ok(Event::Apply(cm)) => shared.apply_object(&cm),
+            Ok(Event::Delete(_)) => shared.clear(),
+            Err(e) => {
+                metrics::global().configmap_watch_failures.inc();
+                tracing::warn!(error = %e, "Unable to re-establish watch on aws-auth, backing off");
+            }
+        }
+    }
+}
+
+impl Mapper for ConfigMapMapper {
+    fn mode(&self) -> BackendMode {
+        BackendMode::EksConfigMap
+    }
+
+    fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
+        let arn = identity.canonical_arn.to_ascii_lowercase();
+        let tables = self.shared.current();
+        if let Some((key, m)) = tables.roles.iter().find(|(k, _)| *k == arn) {
+            return Ok(IdentityMapping {
+                key: key.clone(),
+                username: m.username.clone(),
+                groups: m.groups.clone(),
+            });
+        }
+        if let Some((key, m)) = tables.users.iter().find(|(k, _)| *k == arn) {
+            return Ok(IdentityMapping {
+                key: key.clone(),
+                username: m.username.clone(),
+                groups: m.groups.clone(),
+            });
+        }
+        Err(MapError::NotMapped)
+    }
+
+    fn is_account_allowed(&self, account: &str) -> bool {
+        self.shared.current().accounts.contains(account)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::SeqCst)
+    }
+}
 
 /// Starts the backend: the mapper answers from memory while a watch keeps it current.
-pub async fn start(_config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
-    Err("backend-mode \"EKSConfigMap\" is not available in this build".to_owned())
+pub async fn start(config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
+    let options =
+        crate::k8s::ClientOptions::new(config.kubeconfig.as_deref(), config.master.as_deref());
+    let client = crate::k8s::client(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(ConfigMapMapper::spawn(client)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const NODE_ROLE: &str =
+        "arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6";
+
+    fn node_role(groups: &[&str]) -> RoleMapping {
+        RoleMapping {
+            rolearn: NODE_ROLE.to_owned(),
+            username: "system:node:{{EC2PrivateDNSName}}".to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn admin_user() -> UserMapping {
+        UserMapping {
+            userarn: "arn:aws:iam::555555555555:user/admin".to_owned(),
+            username: "admin".to_owned(),
+            groups: vec!["system:masters".to_owned()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn upstream_fixtures() {
+        let standard = AwsAuth {
+            roles: vec![node_role(&["system:bootstrappers", "system:nodes"])],
+            users: vec![admin_user()],
+            accounts: vec!["555555555555".to_owned()],
+        };
+        // aws-auth-crazy-case-keys.yaml
+        let crazy = data(&[
+            (
+                "mapRoles",
+                "- rOlEaRn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  UsErNaMe: system:node:{{EC2PrivateDNSName}}\n  gRoUpS:\n    - system:bootstrappers\n    - system:nodes\n",
+            ),
+            (
+                "mapUsers",
+                "- uSeRaRn: arn:aws:iam::555555555555:user/admin\n  UsErNaMe: admin\n  gRoUpS:\n    - system:masters\n",
+            ),
+            ("mapAccounts", "- 555555555555\n"),
+        ]);
+        assert_eq!(parse(&crazy).into_strict().unwrap(), standard);
+        // aws-auth-open-source-case-keys.yaml
+        let open = data(&[
+            (
+                "mapRoles",
+                "- roleARN: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n",
+            ),
+            (
+                "mapUsers",
+                "- userARN: arn:aws:iam::555555555555:user/admin\n  username: admin\n  groups:\n    - system:masters\n",
+            ),
+            ("mapAccounts", "- 555555555555\n"),
+        ]);
+        assert_eq!(parse(&open).into_strict().unwrap(), standard);
+        // aws-auth-lower-case-top-keys.yaml: top-level keys are case-sensitive.
+        let lower = data(&[
+            ("maproles", crazy["mapRoles"].as_str()),
+            ("mapusers", crazy["mapUsers"].as_str()),
+            ("mapaccounts", "- 555555555555\n"),
+        ]);
+        assert_eq!(parse(&lower).into_strict().unwrap(), AwsAuth::default());
+        // aws-auth-space-out-of-place.yaml: the second group continues the first scalar.
+        let space = data(&[(
+            "mapRoles",
+            "- rolearn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n     - system:nodes\n",
+        )]);
+        assert_eq!(
+            parse(&space).into_strict().unwrap().roles,
+            [node_role(&["system:bootstrappers - system:nodes"])]
+        );
+    }
+
+    #[test]
+    fn empty_values_are_skipped() {
+        for empty in ["", "  \n", "``", "\"\"", "''"] {
+            let d = data(&[
+                ("mapRoles", empty),
+                ("mapUsers", empty),
+                ("mapAccounts", empty),
+            ]);
+            assert_eq!(
+                parse(&d).into_strict().unwrap(),
+                AwsAuth::default(),
+                "{empty:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accounts_keep_their_literal_text() {
+        let d = data(&[("mapAccounts", "- 012345678901\n- \"111122223333\"\n")]);
+        assert_eq!(
+            parse(&d).into_strict().unwrap().accounts,
+            ["012345678901", "111122223333"]
+        );
+    }
+
+    #[test]
+    fn a_typo_skips_one_entry_and_names_it() {
+        let d = data(&[(
+            "mapRoles",
+            "- rolearn: arn:aws:iam::1:role/a\n  username: a\n- rolarn: arn:aws:iam::1:role/b\n  username: b\n- rolearn: arn:aws:iam::1:role/c\n  username: c\n  groups: system:masters\n",
+        )]);
+        let parsed = parse(&d);
+        assert_eq!(parsed.roles.as_ref().unwrap().len(), 1);
+        assert_eq!(parsed.issues.len(), 2, "{:?}", parsed.issues);
+        assert_eq!(
+            parsed.issues[0].to_string(),
+            "mapRoles[1]: skipping invalid entry: one of rolearn or SSO must be supplied"
+        );
+        assert!(parsed.issues[1].to_string().starts_with("mapRoles[2]: "));
+    }
+
+    #[test]
+    fn an_unparsable_section_keeps_the_previous_one() {
+        let previous = AwsAuth {
+            roles: vec![node_role(&["system:nodes"])],
+            users: vec![admin_user()],
+            accounts: vec!["1".to_owned()],
+        };
+        // Unquoted {{SessionName}} is a YAML flow mapping: a syntax error here.
+        let d = data(&[
+            (
+                "mapRoles",
+                "- rolearn: arn:aws:iam::1:role/a\n  username: {{SessionName}}\n",
+            ),
+            ("mapUsers", ""),
+            ("mapAccounts", "- 1\n"),
+        ]);
+        let parsed = parse(&d);
+        assert!(parsed.roles.is_none());
+        assert!(matches!(
+            parsed.issues[..],
+            [ParseIssue::Section {
+                key: "mapRoles",
+                ..
+            }]
+        ));
+        let next = parsed.apply(&previous);
+        assert_eq!(next.roles, previous.roles);
+        assert!(next.users.is_empty(), "a readable empty section clears");
+        // Not a list at all.
+        let parsed = parse(&data(&[("mapUsers", "userarn: x\n")]));
+        assert!(parsed.users.is_none());
+    }
+
+    #[test]
+    fn role_keys_strip_paths() {
+        assert_eq!(
+            role_key("arn:aws:iam::123456789012:role/Team/Sub/Admin").unwrap(),
+            "arn:aws:iam::123456789012:role/admin"
+        );
+        assert_eq!(
+            role_key("arn:aws:sts::123456789012:assumed-role/Admin/session").unwrap(),
+            "arn:aws:iam::123456789012:role/admin"
+        );
+        assert!(role_key("arn:aws:iam::123456789012:user/admin").is_err());
+        assert!(role_key("not an arn").is_err());
+    }
+
+    #[test]
+    fn sso_entries_validate() {
+        let ok = "- sso:\n    permissionSetName: ViewOnlyAccess\n    accountID: \"012345678912\"\n  username: v\n";
+        assert!(parse(&data(&[("mapRoles", ok)])).issues.is_empty());
+        let bad = "- sso:\n    permissionSetName: View*\n    accountID: \"012345678912\"\n  username: v\n- sso:\n    permissionSetName: V\n    accountID: \"0123\"\n  username: v\n- rolearn: arn:aws:iam::1:role/x\n  sso:\n    permissionSetName: V\n    accountID: \"012345678912\"\n";
+        let issues = parse(&data(&[("mapRoles", bad)])).issues;
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        assert!(issues[2].to_string().contains("only one of rolearn or SSO"));
+    }
 }

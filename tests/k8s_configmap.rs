@@ -1,0 +1,271 @@
+//! EKSConfigMap against a fake API server speaking the real list/watch protocol.
+#![allow(clippy::unwrap_used)]
+
+#[path = "common/fake_k8s.rs"]
+mod fake_k8s;
+
+use std::time::Duration;
+
+use aws_iam_authenticator::identity::Identity;
+use aws_iam_authenticator::mapper::configmap::ConfigMapMapper;
+use aws_iam_authenticator::mapper::{MapError, Mapper};
+use aws_iam_authenticator::metrics;
+use fake_k8s::{CONFIGMAPS, FakeKube};
+use serde_json::{Value, json};
+
+const NODE_ROLE: &str =
+    "arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6";
+const ADMIN: &str = "arn:aws:iam::555555555555:user/admin";
+
+fn aws_auth(map_roles: &str, map_users: &str, map_accounts: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {"mapRoles": map_roles, "mapUsers": map_users, "mapAccounts": map_accounts}
+    })
+}
+
+/// upstream's `aws-auth-crazy-case-keys.yaml`.
+fn crazy_case() -> Value {
+    aws_auth(
+        "- rOlEaRn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  UsErNaMe: system:node:{{EC2PrivateDNSName}}\n  gRoUpS:\n    - system:bootstrappers\n    - system:nodes\n",
+        "- uSeRaRn: arn:aws:iam::555555555555:user/admin\n  UsErNaMe: admin\n  gRoUpS:\n    - system:masters\n",
+        "- 555555555555\n",
+    )
+}
+
+fn who(arn: &str) -> Identity {
+    Identity {
+        canonical_arn: arn.to_owned(),
+        account_id: "555555555555".to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn username(m: &ConfigMapMapper, arn: &str) -> Option<String> {
+    m.map(&who(arn)).ok().map(|m| m.username)
+}
+
+#[tokio::test]
+async fn loads_crazy_case_keys_and_follows_edits_and_deletion() {
+    let fake = FakeKube::start().await;
+    fake.put(CONFIGMAPS, crazy_case());
+    // Another ConfigMap in the namespace must not matter.
+    fake.put(
+        CONFIGMAPS,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "other", "namespace": "kube-system"},
+               "data": {"mapRoles": "- rolearn: arn:aws:iam::1:role/x\n  username: x\n"}}),
+    );
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || m.is_ready()).await;
+
+    let node = m.map(&who(NODE_ROLE)).unwrap();
+    assert_eq!(node.username, "system:node:{{EC2PrivateDNSName}}");
+    assert_eq!(node.groups, ["system:bootstrappers", "system:nodes"]);
+    // Matching is case-insensitive on the canonical ARN.
+    assert_eq!(
+        username(
+            &m,
+            &ADMIN
+                .to_ascii_uppercase()
+                .replace("ARN:AWS:IAM", "arn:aws:iam")
+        ),
+        Some("admin".to_owned())
+    );
+    assert!(m.is_account_allowed("555555555555"));
+    assert!(!m.is_account_allowed("111122223333"));
+    assert_eq!(
+        m.map(&who("arn:aws:iam::1:role/x")),
+        Err(MapError::NotMapped)
+    );
+
+    // The list and the watch both asked for the one object.
+    let reqs = fake.requests();
+    assert!(
+        reqs.iter()
+            .filter(|r| r.path == CONFIGMAPS)
+            .all(|r| r.query.contains("fieldSelector=metadata.name%3Daws-auth")),
+        "{reqs:?}"
+    );
+    assert!(reqs.iter().any(|r| r.query.contains("watch=true")));
+
+    // MODIFIED: a new user, the node role gone.
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "",
+            "- userarn: arn:aws:iam::555555555555:user/bob\n  username: bob\n",
+            "",
+        ),
+    );
+    eventually("edit applied", || {
+        username(&m, "arn:aws:iam::555555555555:user/bob").is_some()
+    })
+    .await;
+    assert_eq!(m.map(&who(NODE_ROLE)), Err(MapError::NotMapped));
+    assert!(!m.is_account_allowed("555555555555"));
+
+    // DELETED clears everything.
+    fake.delete(CONFIGMAPS, "aws-auth");
+    eventually("deletion applied", || {
+        username(&m, "arn:aws:iam::555555555555:user/bob").is_none()
+    })
+    .await;
+
+    // ADDED again.
+    fake.put(CONFIGMAPS, crazy_case());
+    eventually("re-creation applied", || username(&m, ADMIN).is_some()).await;
+}
+
+#[tokio::test]
+async fn a_dropped_watch_reconnects() {
+    let fake = FakeKube::start().await;
+    fake.put(CONFIGMAPS, crazy_case());
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || m.is_ready()).await;
+    let watches = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.query.contains("watch=true"))
+            .count()
+    };
+    eventually("first watch", || watches() == 1).await;
+
+    fake.drop_watches();
+    eventually("second watch", || watches() >= 2).await;
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "- rolearn: arn:aws:iam::555555555555:role/after-reconnect\n  username: later\n",
+            "",
+            "",
+        ),
+    );
+    eventually("edit after reconnect applied", || {
+        username(&m, "arn:aws:iam::555555555555:role/after-reconnect").is_some()
+    })
+    .await;
+    // The re-watch resumed from the last resourceVersion seen (no re-list needed).
+    let lists = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == CONFIGMAPS && !r.query.contains("watch=true"))
+        .count();
+    assert_eq!(lists, 1);
+}
+
+#[tokio::test]
+async fn a_failed_list_is_counted_and_retried() {
+    let fake = FakeKube::start().await;
+    fake.put(CONFIGMAPS, crazy_case());
+    let before = metrics::global().configmap_watch_failures.get();
+    fake.fail_next(1);
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready after a retry", || m.is_ready()).await;
+    assert!(metrics::global().configmap_watch_failures.get() > before);
+    assert!(
+        metrics::global()
+            .encode()
+            .contains("aws_iam_authenticator_configmap_watch_failures_total")
+    );
+    assert_eq!(username(&m, ADMIN), Some("admin".to_owned()));
+}
+
+#[tokio::test]
+async fn the_last_good_section_survives_a_bad_edit() {
+    let fake = FakeKube::start().await;
+    fake.put(CONFIGMAPS, crazy_case());
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || m.is_ready()).await;
+
+    // mapRoles: unquoted {{SessionName}} is a YAML syntax error (the whole section is
+    // unreadable). mapUsers: one typo'd entry and one good one. mapAccounts: unchanged.
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "- rolearn: arn:aws:iam::555555555555:role/new\n  username: {{SessionName}}\n",
+            "- usrarn: arn:aws:iam::555555555555:user/admin\n  username: admin\n- userarn: arn:aws:iam::555555555555:user/carol\n  username: carol\n",
+            "- 555555555555\n",
+        ),
+    );
+    eventually("edit applied", || {
+        username(&m, "arn:aws:iam::555555555555:user/carol").is_some()
+    })
+    .await;
+    // The unreadable section kept its last good mappings …
+    assert_eq!(
+        username(&m, NODE_ROLE),
+        Some("system:node:{{EC2PrivateDNSName}}".to_owned())
+    );
+    // … while the readable one took the edit, minus the invalid entry.
+    assert_eq!(m.map(&who(ADMIN)), Err(MapError::NotMapped));
+    assert!(m.is_account_allowed("555555555555"));
+
+    let text = metrics::global().encode();
+    assert!(
+        text.contains(
+            "aws_iam_authenticator_mapping_reload_failures_total{backend=\"EKSConfigMap\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("aws_iam_authenticator_mapping_invalid_entries{backend=\"EKSConfigMap\"}"),
+        "{text}"
+    );
+
+    // A fixed edit applies in full.
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "- rolearn: arn:aws:iam::555555555555:role/new\n  username: \"{{SessionName}}\"\n",
+            "",
+            "",
+        ),
+    );
+    eventually("fix applied", || {
+        username(&m, "arn:aws:iam::555555555555:role/new").is_some()
+    })
+    .await;
+    assert_eq!(m.map(&who(NODE_ROLE)), Err(MapError::NotMapped));
+}
+
+#[tokio::test]
+async fn role_arns_with_paths_match_their_role() {
+    let fake = FakeKube::start().await;
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "- rolearn: arn:aws:iam::555555555555:role/team/ops/Admin\n  username: ops-admin\n  groups: [ops]\n",
+            "",
+            "",
+        ),
+    );
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || m.is_ready()).await;
+    // STS's assumed-role ARN carries no path, so the canonical ARN is role/Admin.
+    assert_eq!(
+        username(&m, "arn:aws:iam::555555555555:role/Admin"),
+        Some("ops-admin".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_missing_configmap_is_ready_and_empty() {
+    let fake = FakeKube::start().await;
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || m.is_ready()).await;
+    assert_eq!(m.map(&who(ADMIN)), Err(MapError::NotMapped));
+    fake.put(CONFIGMAPS, crazy_case());
+    eventually("created later", || username(&m, ADMIN).is_some()).await;
+}
