@@ -72,6 +72,10 @@ impl Drop for TestSts {
 }
 
 async fn start(reply: Reply) -> TestSts {
+    start_with_alpn(reply, &[b"h2", b"http/1.1"]).await
+}
+
+async fn start_with_alpn(reply: Reply, alpn: &[&[u8]]) -> TestSts {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -96,7 +100,7 @@ async fn start(reply: Reply) -> TestSts {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
         )
         .unwrap();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -556,4 +560,29 @@ async fn cli_round_trip() {
         seen.iter()
             .all(|r| r.cluster_id.as_deref() == Some(CLUSTER))
     );
+}
+
+#[tokio::test]
+async fn http1_only_sts() {
+    let body = ok_body("arn:aws:iam::123456789012:user/Alice", "Alice");
+    for alpn in [&[b"http/1.1".as_slice()][..], &[]] {
+        let s = start_with_alpn(reply(200, &body), alpn).await;
+        let id = verifier(&s).verify(&token()).await.unwrap();
+        assert_eq!(id.user_id, "Alice");
+        assert_eq!(s.seen.lock().unwrap()[0].host, HOST);
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_id_that_is_no_header_value() {
+    let s = start(reply(200, "{}")).await;
+    let opts = StsOptions {
+        resolve: vec![(HOST.to_owned(), s.addr)],
+        ca_file: Some(s.ca.path().to_owned()),
+    };
+    let client = sts::Client::new(&opts).unwrap();
+    let v = Verifier::new("bad\ncluster".to_owned(), Partition::Aws, None, client);
+    let e = v.verify(&token()).await.unwrap_err();
+    assert!(e.to_string().contains("error creating HTTP request"), "{e}");
+    assert!(s.seen.lock().unwrap().is_empty());
 }

@@ -2,6 +2,7 @@
 //! the identity.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -11,7 +12,8 @@ use crate::config::StsOptions;
 use crate::config::types::Partition;
 use crate::identity::Identity;
 use crate::sts;
-use crate::token::verify::Verifier;
+use crate::token::VerifyError;
+use crate::token::verify::{Verifier, validate};
 
 /// Flags of `verify`.
 #[derive(Debug, Args)]
@@ -80,7 +82,18 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         ca_file: args.sts_ca_file,
     };
     let client = sts::Client::new(&sts_options)?;
-    let region = sts::instance_region().await;
+    // upstream: always asks IMDS first (seconds off EC2); the instance region only
+    // matters when the token's host is not in the endpoint table, so we look it up only
+    // then.
+    let needs_region = matches!(
+        validate(&token, partition, None, SystemTime::now()),
+        Err(VerifyError::Format(ref m)) if m.starts_with("unexpected hostname")
+    );
+    let region = if needs_region {
+        sts::instance_region().await
+    } else {
+        None
+    };
     let verifier = Verifier::new(cluster_id, partition, region, client);
     let identity = verifier
         .verify(&token)

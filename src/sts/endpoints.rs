@@ -141,6 +141,10 @@ pub fn verify_host(
         return Err(invalid_region(&region));
     }
 
+    // upstream: any well-formed region label resolves (unknown ones to the commercial
+    // pattern), so `sts.not-a-region.amazonaws.com` is accepted in `aws`. We keep that:
+    // upstream's conformance vectors require it, and such a host only ever resolves to
+    // AWS's own DNS zone, where it does not exist.
     if !resolved_hosts(&region).iter().any(|h| h == host) {
         // Fallback: the server's own region in the server's partition.
         let fallback = instance_region.filter(|r| is_valid_region(r)).map(|r| {

@@ -67,6 +67,9 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
+    /// The request could not be built (e.g. a cluster id that is not a valid header value).
+    #[error("{0}")]
+    Request(String),
     /// No response: connection, TLS or protocol failure, or the timeout ran out first.
     #[error("{0}")]
     Transport(String),
@@ -193,7 +196,7 @@ impl Client {
             .header(http::header::ACCEPT, "application/json")
             .header(http::header::USER_AGENT, self.inner.user_agent.clone())
             .body(Empty::<Bytes>::new())
-            .map_err(|e| CallError::Transport(error_chain(&e)))?;
+            .map_err(|e| CallError::Request(error_chain(&e)))?;
         let deadline = tokio::time::Instant::now() + self.inner.timeout;
         let secs = self.inner.timeout.as_secs_f64();
         let response =

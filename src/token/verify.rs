@@ -269,6 +269,11 @@ impl Verifier {
                     "error during GET: {e} on {region} endpoint"
                 )));
             }
+            Err(CallError::Request(e)) => {
+                return Err(VerifyError::Sts(format!(
+                    "error creating HTTP request: {e}"
+                )));
+            }
             Err(e) => {
                 return Err(VerifyError::Sts(format!("error reading HTTP result: {e}")));
             }
