@@ -237,6 +237,16 @@ impl Verifier {
         &self.cluster_id
     }
 
+    /// The partition whose STS hosts are accepted.
+    pub fn partition(&self) -> Partition {
+        self.partition
+    }
+
+    /// The region used for the host allow-list's fallback, if known.
+    pub fn instance_region(&self) -> Option<&str> {
+        self.instance_region.as_deref()
+    }
+
     /// The pure checks ([`validate`]) at the current time.
     pub fn validate(&self, token: &str) -> Result<ValidatedToken, VerifyError> {
         validate(
