@@ -208,7 +208,7 @@ fn validate_role(m: &RoleMapping) -> Result<(), String> {
             Err("only one of rolearn or SSO can be supplied".to_owned())
         }
         (_, Some(sso)) => validate_sso(sso),
-        (arn, None) => role_key(arn).map(|_| ()),
+        (arn, None) => arn_key(arn).map(|_| ()),
     }
 }
 
@@ -248,31 +248,17 @@ fn validate_user(m: &UserMapping) -> Result<(), String> {
     Ok(())
 }
 
-/// The key a role mapping is found under: the lower-cased role ARN without its path.
+/// The key a mapping's ARN is found under: its canonical form (an `assumed-role` ARN
+/// becomes its role's ARN) without a role's path, lower-cased. Shared with the CRD
+/// backend.
 ///
 /// upstream: `pkg/mapper/configmap` compares the configured `rolearn` as written, so a
 /// role with a path (`role/team/admin`) never matches (STS's assumed-role ARNs carry no
-/// path); we strip the path as the MountedFile backend does, and accept an
-/// `assumed-role` ARN by its role.
-fn role_key(arn: &str) -> Result<String, String> {
-    let lower = arn.to_ascii_lowercase();
-    let parts: Vec<&str> = lower.splitn(6, ':').collect();
-    let [prefix, partition, service, _region, account, resource] = parts[..] else {
-        return Err(format!("arn '{arn}' is invalid: 'not enough sections'"));
-    };
-    if prefix != "arn" {
-        return Err(format!("arn '{arn}' is invalid: 'invalid prefix'"));
-    }
-    let segments: Vec<&str> = resource.split('/').collect();
-    match (service, segments.as_slice()) {
-        ("iam", ["role", .., name]) if !name.is_empty() => {
-            Ok(format!("arn:{partition}:iam::{account}:role/{name}"))
-        }
-        ("sts", ["assumed-role", .., name, _session]) if !name.is_empty() => {
-            Ok(format!("arn:{partition}:iam::{account}:role/{name}"))
-        }
-        _ => Err(format!("arn '{arn}' is not an IAM role ARN")),
-    }
+/// path); we strip the path as the MountedFile backend does.
+pub fn arn_key(arn: &str) -> Result<String, String> {
+    let (_, canonical) = crate::arn::canonicalize(arn).map_err(|e| e.to_string())?;
+    let stripped = crate::arn::strip_path(&canonical).map_err(|e| e.to_string())?;
+    Ok(stripped.to_ascii_lowercase())
 }
 
 /// Parses the data of an `aws-auth` ConfigMap, section by section (see the module docs).
@@ -304,7 +290,7 @@ impl Tables {
             .roles
             .iter()
             .filter(|r| r.sso.is_none())
-            .filter_map(|r| role_key(&r.rolearn).ok().map(|k| (k, r.clone())))
+            .filter_map(|r| arn_key(&r.rolearn).ok().map(|k| (k, r.clone())))
             .collect();
         let users = source
             .users
@@ -655,15 +641,18 @@ mod tests {
     #[test]
     fn role_keys_strip_paths() {
         assert_eq!(
-            role_key("arn:aws:iam::123456789012:role/Team/Sub/Admin").unwrap(),
+            arn_key("arn:aws:iam::123456789012:role/Team/Sub/Admin").unwrap(),
             "arn:aws:iam::123456789012:role/admin"
         );
         assert_eq!(
-            role_key("arn:aws:sts::123456789012:assumed-role/Admin/session").unwrap(),
+            arn_key("arn:aws:sts::123456789012:assumed-role/Admin/session").unwrap(),
             "arn:aws:iam::123456789012:role/admin"
         );
-        assert!(role_key("arn:aws:iam::123456789012:user/admin").is_err());
-        assert!(role_key("not an arn").is_err());
+        assert_eq!(
+            arn_key("arn:aws:iam::123456789012:user/Admin").unwrap(),
+            "arn:aws:iam::123456789012:user/admin"
+        );
+        assert!(arn_key("not an arn").is_err());
     }
 
     #[test]

@@ -1,11 +1,420 @@
-//! CRD: mappings from `IAMIdentityMapping` custom resources.
+//! CRD: mappings from `IAMIdentityMapping` custom resources
+//! (`iamauthenticator.k8s.aws/v1alpha1`, cluster-scoped; manifest in
+//! `deploy/iamidentitymapping.yaml`).
+//!
+//! A background task lists and watches every object. Each object's `spec.arn` is
+//! canonicalised; the mapping is found under that key, and the key is written back to
+//! `status.canonicalARN` through the status subresource (a merge patch), followed by a
+//! core/v1 Event `Synced` / `Identity synced successfully` from `aws-iam-authenticator`,
+//! as upstream's controller does. Deleting an object removes its mapping.
+//!
+//! upstream: `pkg/mapper/crd` indexes objects by the `status.canonicalARN` its controller
+//! wrote, so a mapping works only after that write succeeded, and a status edited by
+//! hand redirects the mapping; we key each object by our own canonical form of its
+//! `spec.arn` (path stripped from role ARNs, as the other backends do), so the status
+//! is informative only and a failed status write does not disable a mapping.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
-use super::Mapper;
+use futures_util::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Resource};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::configmap::arn_key;
+use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
+use crate::config::types::BackendMode;
+use crate::identity::Identity;
+
+/// The CRD's API group.
+pub const GROUP: &str = "iamauthenticator.k8s.aws";
+/// The CRD's version.
+pub const VERSION: &str = "v1alpha1";
+/// The CRD's kind.
+pub const KIND: &str = "IAMIdentityMapping";
+/// The CRD's plural resource name.
+pub const PLURAL: &str = "iamidentitymappings";
+/// The component named in the Events we emit.
+pub const COMPONENT: &str = "aws-iam-authenticator";
+/// The Event reason after a status write.
+pub const SYNCED_REASON: &str = "Synced";
+/// The Event message after a status write.
+pub const SYNCED_MESSAGE: &str = "Identity synced successfully";
+
+/// An `IAMIdentityMapping` object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IamIdentityMapping {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// What to map.
+    pub spec: IamIdentityMappingSpec,
+    /// What the authenticator made of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<IamIdentityMappingStatus>,
+}
+
+/// `spec` of an [`IamIdentityMapping`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamIdentityMappingSpec {
+    /// The IAM user or role ARN (required).
+    pub arn: String,
+    /// The Kubernetes username template (required).
+    pub username: String,
+    /// The Kubernetes group templates.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `status` of an [`IamIdentityMapping`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamIdentityMappingStatus {
+    /// The lower-cased canonical ARN the mapping is found under.
+    #[serde(
+        rename = "canonicalARN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub canonical_arn: Option<String>,
+    /// The principal's unique id (declared upstream, never set).
+    #[serde(rename = "userID", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+impl Resource for IamIdentityMapping {
+    type DynamicType = ();
+    type Scope = k8s_openapi::ClusterResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(KIND)
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(GROUP)
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(VERSION)
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(PLURAL)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// One mapping in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    key: String,
+    username: String,
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// By object name (deterministic "first match" order).
+    entries: RwLock<BTreeMap<String, Entry>>,
+    ready: AtomicBool,
+}
+
+impl Shared {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A status write to do: object name, the key to record.
+type StatusJob = (IamIdentityMapping, String);
+
+/// Aborts the background tasks when the mapper goes away.
+#[derive(Debug)]
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The CRD backend.
+#[derive(Debug)]
+pub struct CrdMapper {
+    shared: Arc<Shared>,
+    _tasks: AbortOnDrop,
+}
+
+impl CrdMapper {
+    /// Starts watching `IAMIdentityMapping` objects through `client`. Returns at once;
+    /// the mapper is ready ([`Mapper::is_ready`]) after the first successful list.
+    pub fn spawn(client: kube::Client) -> Self {
+        let shared = Arc::new(Shared::default());
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let watch_task = tokio::spawn(watch(client.clone(), Arc::clone(&shared), jobs));
+        let status_task = tokio::spawn(write_statuses(client, rx));
+        Self {
+            shared,
+            _tasks: AbortOnDrop(vec![watch_task, status_task]),
+        }
+    }
+
+    /// The number of objects currently mapped.
+    pub fn len(&self) -> usize {
+        self.shared.read().len()
+    }
+
+    /// Whether no object is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The entry for an object, or why it cannot be used.
+fn entry_of(obj: &IamIdentityMapping) -> Result<Entry, String> {
+    let key = arn_key(&obj.spec.arn)?;
+    Ok(Entry {
+        key,
+        username: obj.spec.username.clone(),
+        groups: obj.spec.groups.clone(),
+    })
+}
+
+/// Updates `entries` for an added or modified object; returns the status job, if the
+/// recorded status differs.
+fn upsert(entries: &mut BTreeMap<String, Entry>, obj: &IamIdentityMapping) -> Option<StatusJob> {
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    match entry_of(obj) {
+        Ok(entry) => {
+            let key = entry.key.clone();
+            entries.insert(name, entry);
+            let recorded = obj.status.as_ref().and_then(|s| s.canonical_arn.as_deref());
+            (recorded != Some(key.as_str())).then(|| (obj.clone(), key))
+        }
+        Err(e) => {
+            tracing::error!(name = %name, arn = %obj.spec.arn, error = %e, "ignoring IAMIdentityMapping with an invalid arn");
+            entries.remove(&name);
+            None
+        }
+    }
+}
+
+async fn watch(client: kube::Client, shared: Arc<Shared>, jobs: mpsc::UnboundedSender<StatusJob>) {
+    let api: Api<IamIdentityMapping> = Api::all(client);
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut listing: Option<BTreeMap<String, Entry>> = None;
+    while let Some(event) = events.next().await {
+        let job = match event {
+            Ok(Event::Init) => {
+                listing = Some(BTreeMap::new());
+                None
+            }
+            Ok(Event::InitApply(obj)) => upsert(listing.get_or_insert_with(BTreeMap::new), &obj),
+            Ok(Event::InitDone) => {
+                let listed = listing.take().unwrap_or_default();
+                tracing::info!(mappings = listed.len(), "IAMIdentityMappings listed");
+                *shared.write() = listed;
+                shared.ready.store(true, Ordering::SeqCst);
+                None
+            }
+            Ok(Event::Apply(obj)) => upsert(&mut shared.write(), &obj),
+            Ok(Event::Delete(obj)) => {
+                let name = obj.metadata.name.unwrap_or_default();
+                tracing::info!(name = %name, "IAMIdentityMapping deleted");
+                shared.write().remove(&name);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "IAMIdentityMapping watch failed, backing off");
+                None
+            }
+        };
+        if let Some(job) = job {
+            let _ = jobs.send(job);
+        }
+    }
+}
+
+/// Writes `status.canonicalARN` and emits the `Synced` Event, one object at a time.
+async fn write_statuses(client: kube::Client, mut jobs: mpsc::UnboundedReceiver<StatusJob>) {
+    let api: Api<IamIdentityMapping> = Api::all(client.clone());
+    while let Some((obj, key)) = jobs.recv().await {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let patch = serde_json::json!({ "status": { "canonicalARN": key } });
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                tracing::info!(name = %name, canonical_arn = %key, "IAMIdentityMapping synced");
+                if let Err(e) = emit_synced(&client, &updated).await {
+                    tracing::warn!(name = %name, error = %e, "cannot record the Synced event");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(name = %name, error = %e, "cannot write IAMIdentityMapping status");
+            }
+        }
+    }
+}
+
+/// Creates the core/v1 Event upstream's recorder creates after a status write. Events
+/// about cluster-scoped objects go to the `default` namespace, as client-go's do.
+async fn emit_synced(client: &kube::Client, obj: &IamIdentityMapping) -> Result<(), String> {
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| e.to_string())?;
+    let event = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{name}.{:x}", now.unix_timestamp_nanos()),
+            "namespace": "default",
+        },
+        "involvedObject": {
+            "apiVersion": format!("{GROUP}/{VERSION}"),
+            "kind": KIND,
+            "name": name,
+            "uid": obj.metadata.uid,
+            "resourceVersion": obj.metadata.resource_version,
+        },
+        "reason": SYNCED_REASON,
+        "message": SYNCED_MESSAGE,
+        "type": "Normal",
+        "source": { "component": COMPONENT },
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    });
+    let request = http::Request::post("/api/v1/namespaces/default/events")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(event.to_string().into_bytes())
+        .map_err(|e| e.to_string())?;
+    client
+        .request::<serde_json::Value>(request)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl Mapper for CrdMapper {
+    fn mode(&self) -> BackendMode {
+        BackendMode::Crd
+    }
+
+    fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
+        let arn = identity.canonical_arn.to_ascii_lowercase();
+        self.shared
+            .read()
+            .values()
+            .find(|e| e.key == arn)
+            .map(|e| IdentityMapping {
+                key: e.key.clone(),
+                username: e.username.clone(),
+                groups: e.groups.clone(),
+            })
+            .ok_or(MapError::NotMapped)
+    }
+
+    /// The CRD has no `mapAccounts` (as upstream).
+    fn is_account_allowed(&self, _account: &str) -> bool {
+        false
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::SeqCst)
+    }
+}
 
 /// Starts the backend: the mapper answers from memory while a watch keeps it current.
-pub async fn start(_config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
-    Err("backend-mode \"CRD\" is not available in this build".to_owned())
+pub async fn start(config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
+    let options =
+        crate::k8s::ClientOptions::new(config.kubeconfig.as_deref(), config.master.as_deref());
+    let client = crate::k8s::client(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(CrdMapper::spawn(client)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(name: &str, arn: &str, status: Option<&str>) -> IamIdentityMapping {
+        IamIdentityMapping {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            spec: IamIdentityMappingSpec {
+                arn: arn.to_owned(),
+                username: "u".to_owned(),
+                groups: vec![],
+            },
+            status: status.map(|s| IamIdentityMappingStatus {
+                canonical_arn: Some(s.to_owned()),
+                user_id: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn upsert_keys_and_status_jobs() {
+        let mut entries = BTreeMap::new();
+        let job = upsert(
+            &mut entries,
+            &obj("a", "arn:aws:sts::123456789012:assumed-role/Admin/s", None),
+        );
+        assert_eq!(
+            job.map(|j| j.1).as_deref(),
+            Some("arn:aws:iam::123456789012:role/admin")
+        );
+        // Already recorded: no write (and no event loop on our own status patch).
+        let job = upsert(
+            &mut entries,
+            &obj(
+                "a",
+                "arn:aws:iam::123456789012:role/Admin",
+                Some("arn:aws:iam::123456789012:role/admin"),
+            ),
+        );
+        assert!(job.is_none());
+        // An invalid ARN removes the object's previous mapping.
+        assert!(upsert(&mut entries, &obj("a", "nope", None)).is_none());
+        assert!(entries.is_empty());
+    }
+
+    #[test]
+    fn url_path_is_cluster_scoped() {
+        assert_eq!(
+            IamIdentityMapping::url_path(&(), None),
+            "/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings"
+        );
+    }
 }
