@@ -1,1 +1,700 @@
-//! (being built)
+//! `token --cache`: upstream's credential file cache (`pkg/filecache/filecache.go`).
+//!
+//! The *base* credentials (before any `--role` is assumed) are kept in a YAML file keyed by
+//! cluster id, profile and role ARN, so that a slow or interactive source (SSO, MFA, a
+//! `credential_process`) runs once per credential lifetime instead of once per kubectl
+//! call. The file layout is upstream's, so both tools can share a cache:
+//!
+//! ```yaml
+//! clusters:
+//!   <clusterID>:
+//!     <profile>:
+//!       <roleARN or "">:
+//!         accesskeyid: …
+//!         secretaccesskey: …
+//!         sessiontoken: …
+//!         source: …
+//!         canexpire: true
+//!         expires: 2023-04-28T01:00:00Z
+//!         accountid: ""
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Overrides the cache file's location.
+pub const CACHE_FILE_ENV: &str = "AWS_IAM_AUTHENTICATOR_CACHE_FILE";
+/// The cache file below `$HOME`.
+pub const DEFAULT_CACHE_FILE: &str = ".kube/cache/aws-iam-authenticator/credentials.yaml";
+/// The provider name reported for credentials served from the cache.
+const PROVIDER_NAME: &str = "FileCache";
+/// How often and how long to retry a busy lock (upstream: every 250 ms for 1 s).
+const LOCK_RETRY: Duration = Duration::from_millis(250);
+const LOCK_ATTEMPTS: u32 = 5;
+
+/// Why the cache cannot be used (the run then proceeds without it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Neither `AWS_IAM_AUTHENTICATOR_CACHE_FILE` nor `HOME` is set.
+    #[error("no cache file location: neither {CACHE_FILE_ENV} nor HOME is set")]
+    NoLocation,
+    /// The file is readable or writable by group or others (it holds secrets).
+    #[error("cache file {} is not private", path.display())]
+    NotPrivate {
+        /// The cache file.
+        path: PathBuf,
+    },
+    /// The file exists but cannot be inspected.
+    #[error("couldn't stat cache file")]
+    Stat {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The file stayed locked by another writer.
+    #[error("unable to read lock file {}", path.display())]
+    Lock {
+        /// The cache file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The file cannot be read.
+    #[error("unable to open file {}", path.display())]
+    Read {
+        /// The cache file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not the cache's YAML.
+    #[error("unable to parse file {}: {message}", path.display())]
+    Parse {
+        /// The cache file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+/// The cache file to use: `$AWS_IAM_AUTHENTICATOR_CACHE_FILE` if non-empty, else
+/// `$HOME/.kube/cache/aws-iam-authenticator/credentials.yaml`.
+pub fn cache_path(cache_file_env: Option<&str>, home: Option<&Path>) -> Option<PathBuf> {
+    match cache_file_env.filter(|f| !f.is_empty()) {
+        Some(file) => Some(PathBuf::from(file)),
+        None => home
+            .filter(|h| !h.as_os_str().is_empty())
+            .map(|h| h.join(DEFAULT_CACHE_FILE)),
+    }
+}
+
+/// Which credentials an entry holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    /// The cluster the token is for.
+    pub cluster_id: String,
+    /// `AWS_PROFILE`, or `default`.
+    pub profile: String,
+    /// `--role`, or empty.
+    pub role_arn: String,
+}
+
+/// One entry: upstream's `aws.Credentials` as yaml.v2 writes it (lower-cased field names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct CachedCredential {
+    #[serde(default)]
+    accesskeyid: String,
+    #[serde(default)]
+    secretaccesskey: String,
+    #[serde(default)]
+    sessiontoken: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    canexpire: bool,
+    /// RFC 3339 (Go's RFC3339Nano).
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    accountid: String,
+}
+
+type ClusterMap = BTreeMap<String, BTreeMap<String, BTreeMap<String, CachedCredential>>>;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct CacheFile {
+    #[serde(default)]
+    clusters: ClusterMap,
+}
+
+impl CacheFile {
+    fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<&CachedCredential> {
+        self.clusters
+            .get(&key.cluster_id)?
+            .get(&key.profile)?
+            .get(&key.role_arn)
+    }
+
+    fn put(&mut self, key: &CacheKey, credential: CachedCredential) {
+        self.clusters
+            .entry(key.cluster_id.clone())
+            .or_default()
+            .entry(key.profile.clone())
+            .or_default()
+            .insert(key.role_arn.clone(), credential);
+    }
+}
+
+impl CachedCredential {
+    fn from_credentials(c: &Credentials) -> Self {
+        Self {
+            accesskeyid: c.access_key_id().to_owned(),
+            secretaccesskey: c.secret_access_key().to_owned(),
+            sessiontoken: c.session_token().unwrap_or_default().to_owned(),
+            source: "aws-iam-authenticator".to_owned(),
+            canexpire: c.expiry().is_some(),
+            expires: c
+                .expiry()
+                .and_then(|e| OffsetDateTime::from(e).format(&Rfc3339).ok())
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()),
+            accountid: c
+                .account_id()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn expiry(&self) -> Option<SystemTime> {
+        OffsetDateTime::parse(&self.expires, &Rfc3339)
+            .ok()
+            .map(SystemTime::from)
+    }
+
+    /// Usable: has keys and is not expired (upstream: `!Expired() && HasKeys()`, no
+    /// early-expiry window).
+    fn usable_at(&self, now: SystemTime) -> Option<Credentials> {
+        if self.accesskeyid.is_empty() || self.secretaccesskey.is_empty() {
+            return None;
+        }
+        let expiry = if self.canexpire {
+            // An unparsable expiry counts as expired.
+            Some(self.expiry().filter(|e| *e >= now)?)
+        } else {
+            None
+        };
+        let mut builder = Credentials::builder()
+            .access_key_id(&self.accesskeyid)
+            .secret_access_key(&self.secretaccesskey)
+            .provider_name(PROVIDER_NAME);
+        if !self.sessiontoken.is_empty() {
+            builder = builder.session_token(&self.sessiontoken);
+        }
+        if let Some(e) = expiry {
+            builder = builder.expiry(e);
+        }
+        if !self.accountid.is_empty() {
+            builder = builder.account_id(self.accountid.as_str());
+        }
+        Some(builder.build())
+    }
+}
+
+/// A credentials provider that serves the cached entry while it is valid and otherwise
+/// asks the wrapped provider, writing expiring credentials back to the file.
+#[derive(Debug)]
+pub struct FileCacheProvider {
+    path: PathBuf,
+    key: CacheKey,
+    inner: SharedCredentialsProvider,
+    cached: Option<CachedCredential>,
+}
+
+impl FileCacheProvider {
+    /// Opens the cache at `path` for `key`, wrapping `inner`.
+    ///
+    /// Creates the parent directories (0700, errors ignored as upstream). An existing file
+    /// must be private (no group/other permission bits) and is read under a shared lock. A
+    /// missing file is fine (first run). Any error means: don't use the cache.
+    pub async fn new(
+        path: PathBuf,
+        key: CacheKey,
+        inner: impl ProvideCredentials + 'static,
+    ) -> Result<Self, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+        }
+        let cached = match fs::metadata(&path) {
+            Ok(meta) => {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    return Err(Error::NotPrivate { path });
+                }
+                let cache = read_shared(&path).await?;
+                cache.get(&key).cloned()
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!("Cache file {} does not exist.", path.display());
+                None
+            }
+            Err(source) => return Err(Error::Stat { source }),
+        };
+        Ok(Self {
+            path,
+            key,
+            inner: SharedCredentialsProvider::new(inner),
+            cached,
+        })
+    }
+
+    async fn retrieve(&self) -> provider::Result {
+        if let Some(creds) = self
+            .cached
+            .as_ref()
+            .and_then(|c| c.usable_at(SystemTime::now()))
+        {
+            return Ok(creds);
+        }
+        tracing::debug!("No cached credential available. Refreshing...");
+        let creds = self.inner.provide_credentials().await?;
+        if creds.expiry().is_some() {
+            match self.store(&creds).await {
+                Ok(()) => tracing::debug!("Updated cached credential"),
+                Err(e) => tracing::warn!(
+                    "Unable to update credential cache {}: {:#}",
+                    self.path.display(),
+                    anyhow_like(&e)
+                ),
+            }
+        } else {
+            // Static keys never expire, so there is nothing to refresh them by.
+            tracing::warn!("Unable to cache credential: credential doesn't support expiration");
+        }
+        Ok(creds)
+    }
+
+    /// Read-modify-write of the file under an exclusive lock; the new file replaces the
+    /// old one atomically with mode 0600.
+    async fn store(&self, creds: &Credentials) -> Result<(), StoreError> {
+        let locked = lock_exclusive(&self.path).await?;
+        // A missing or unreadable cache is simply replaced, as upstream.
+        let mut cache = read_locked(&locked, &self.path).unwrap_or_default();
+        cache.put(&self.key, CachedCredential::from_credentials(creds));
+        let text = serde_saphyr::to_string(&cache).map_err(|e| StoreError::Serialize {
+            message: e.to_string(),
+        })?;
+        let text = unquote_timestamps(&text);
+        crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)?;
+        drop(locked);
+        Ok(())
+    }
+}
+
+impl ProvideCredentials for FileCacheProvider {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(self.retrieve())
+    }
+}
+
+/// Why writing the cache failed (the credentials are still used).
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error("unable to write lock file")]
+    Lock(#[source] io::Error),
+    #[error("could not serialise the cache: {message}")]
+    Serialize { message: String },
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::Error),
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        Self::Lock(e)
+    }
+}
+
+/// Writes `expires` timestamps as plain scalars, as yaml.v2 does: upstream decodes them into
+/// a Go `time.Time`, which yaml.v2 refuses for a quoted (`!!str`) scalar, so a quoted value
+/// would make the Go tool reject a cache the two tools share.
+fn unquote_timestamps(yaml: &str) -> String {
+    const FIELD: &str = "        expires: \"";
+    let mut out = String::with_capacity(yaml.len());
+    for line in yaml.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let value = body
+            .strip_prefix(FIELD)
+            .and_then(|rest| rest.strip_suffix('"'))
+            .filter(|v| {
+                !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_digit() || b"-:TZ.+".contains(&b))
+            });
+        match value {
+            Some(v) => {
+                out.push_str("        expires: ");
+                out.push_str(v);
+                out.push_str(&line[body.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Renders an error with its causes, `a: b: c`.
+fn anyhow_like(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Takes a lock, retrying every 250 ms for about a second while someone else holds it.
+async fn lock_with_retry(mut file: File, arg: FlockArg) -> io::Result<Flock<File>> {
+    let mut attempt = 0;
+    loop {
+        match Flock::lock(file, arg) {
+            Ok(locked) => return Ok(locked),
+            Err((f, errno)) => {
+                attempt += 1;
+                if errno != nix::errno::Errno::EWOULDBLOCK || attempt >= LOCK_ATTEMPTS {
+                    return Err(io::Error::from(errno));
+                }
+                file = f;
+                tokio::time::sleep(LOCK_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Reads the cache through a shared lock. Reading through the locked descriptor gives a
+/// consistent snapshot even if a writer renames a new file into place meanwhile.
+async fn read_shared(path: &Path) -> Result<CacheFile, Error> {
+    let read_err = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let locked = lock_with_retry(file, FlockArg::LockSharedNonblock)
+        .await
+        .map_err(|source| Error::Lock {
+            path: path.to_owned(),
+            source,
+        })?;
+    read_locked(&locked, path)
+}
+
+fn read_locked(locked: &Flock<File>, path: &Path) -> Result<CacheFile, Error> {
+    let mut text = String::new();
+    let mut file: &File = locked;
+    file.read_to_string(&mut text)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    CacheFile::parse(path, &text)
+}
+
+/// Locks the cache file exclusively, creating it (0600) if needed. Writers replace the
+/// file by renaming, so after locking we check that the descriptor is still the file at
+/// `path`; if not, a writer got there first and we lock the new file instead.
+async fn lock_exclusive(path: &Path) -> io::Result<Flock<File>> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let locked = lock_with_retry(file, FlockArg::LockExclusiveNonblock).await?;
+        let held = locked.metadata()?;
+        match fs::metadata(path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(locked),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(role: &str) -> CacheKey {
+        CacheKey {
+            cluster_id: "test-cluster".into(),
+            profile: "default".into(),
+            role_arn: role.into(),
+        }
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn path_selection() {
+        assert_eq!(
+            cache_path(Some("/x/c.yaml"), Some(Path::new("/home/u"))),
+            Some(PathBuf::from("/x/c.yaml"))
+        );
+        assert_eq!(
+            cache_path(Some(""), Some(Path::new("/home/u"))),
+            Some(PathBuf::from(
+                "/home/u/.kube/cache/aws-iam-authenticator/credentials.yaml"
+            ))
+        );
+        assert_eq!(cache_path(None, None), None);
+    }
+
+    #[test]
+    fn reads_upstreams_layout() {
+        // As yaml.v2 writes it (unquoted timestamps, `""` for "no role").
+        let text = r#"clusters:
+  test-cluster:
+    default:
+      "":
+        accesskeyid: ASIAEXAMPLE
+        secretaccesskey: secret
+        sessiontoken: token
+        source: ProcessProvider
+        canexpire: true
+        expires: 2023-04-28T01:00:00.123456789Z
+        accountid: ""
+      arn:aws:iam::123456789012:role/admin:
+        accesskeyid: ASIAOTHER
+        secretaccesskey: secret2
+        sessiontoken: ""
+        source: ""
+        canexpire: true
+        expires: 2023-04-28T02:00:00+02:00
+        accountid: "123456789012"
+"#;
+        let cache = CacheFile::parse(Path::new("c.yaml"), text).unwrap();
+        let entry = cache.get(&key("")).unwrap();
+        assert_eq!(entry.accesskeyid, "ASIAEXAMPLE");
+        let creds = entry.usable_at(t(1_682_640_000)).unwrap();
+        assert_eq!(creds.session_token(), Some("token"));
+        assert_eq!(
+            creds.expiry(),
+            Some(t(1_682_643_600) + Duration::from_nanos(123_456_789))
+        );
+        // Expired an instant later.
+        assert!(entry.usable_at(t(1_682_643_601)).is_none());
+
+        let role = cache
+            .get(&key("arn:aws:iam::123456789012:role/admin"))
+            .unwrap();
+        // 02:00+02:00 is 00:00Z: expired at 00:00:01Z.
+        assert!(role.usable_at(t(1_682_640_001)).is_none());
+        let creds = role.usable_at(t(1_682_639_999)).unwrap();
+        assert_eq!(creds.session_token(), None);
+        assert_eq!(creds.account_id().map(|a| a.as_str()), Some("123456789012"));
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let mut cache = CacheFile::default();
+        let creds = Credentials::new(
+            "AKID",
+            "SECRET",
+            Some("TOK".into()),
+            Some(t(1_700_000_000)),
+            "t",
+        );
+        cache.put(&key(""), CachedCredential::from_credentials(&creds));
+        cache.put(
+            &key("arn:aws:iam::1:role/x"),
+            CachedCredential::from_credentials(&creds),
+        );
+        let text = unquote_timestamps(&serde_saphyr::to_string(&cache).unwrap());
+        assert!(text.starts_with("clusters:\n"), "{text}");
+        assert!(
+            text.contains("\n        expires: 2023-11-14T22:13:20Z\n"),
+            "{text}"
+        );
+        let back = CacheFile::parse(Path::new("c"), &text).unwrap();
+        let entry = back.get(&key("")).unwrap();
+        assert!(entry.canexpire);
+        assert_eq!(entry.expiry(), Some(t(1_700_000_000)));
+        assert_eq!(back.get(&key("arn:aws:iam::1:role/x")), Some(entry));
+    }
+
+    #[test]
+    fn entries_without_keys_or_with_bad_dates_are_unusable() {
+        let mut c = CachedCredential::from_credentials(&Credentials::new(
+            "A",
+            "S",
+            None,
+            Some(t(2_000_000_000)),
+            "t",
+        ));
+        assert!(c.usable_at(t(0)).is_some());
+        c.expires = "yesterday".into();
+        assert!(c.usable_at(t(0)).is_none());
+        let empty = CachedCredential::default();
+        assert!(empty.usable_at(t(0)).is_none());
+    }
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::Arc<std::sync::atomic::AtomicU32>,
+        expiry: Option<SystemTime>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                "ASIAFRESH",
+                "fresh-secret",
+                Some("fresh-token".into()),
+                self.expiry,
+                "counting",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn caches_expiring_credentials_and_reuses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dir/credentials.yaml");
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let inner = || Counting {
+            calls: calls.clone(),
+            expiry: Some(SystemTime::now() + Duration::from_secs(3600)),
+        };
+
+        let p = FileCacheProvider::new(path.clone(), key(""), inner())
+            .await
+            .unwrap();
+        let first = p.provide_credentials().await.unwrap();
+        assert_eq!(first.access_key_id(), "ASIAFRESH");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+
+        let p = FileCacheProvider::new(path.clone(), key(""), inner())
+            .await
+            .unwrap();
+        let second = p.provide_credentials().await.unwrap();
+        assert_eq!(second.session_token(), Some("fresh-token"));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Another role is another entry; the first survives the rewrite.
+        let p = FileCacheProvider::new(path.clone(), key("arn:aws:iam::1:role/r"), inner())
+            .await
+            .unwrap();
+        p.provide_credentials().await.unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let text = fs::read_to_string(&path).unwrap();
+        let cache = CacheFile::parse(&path, &text).unwrap();
+        assert!(cache.get(&key("")).is_some());
+        assert!(cache.get(&key("arn:aws:iam::1:role/r")).is_some());
+    }
+
+    #[tokio::test]
+    async fn static_credentials_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let p = FileCacheProvider::new(
+            path.clone(),
+            key(""),
+            Counting {
+                calls: calls.clone(),
+                expiry: None,
+            },
+        )
+        .await
+        .unwrap();
+        p.provide_credentials().await.unwrap();
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn refuses_a_file_others_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        fs::write(&path, "clusters: {}\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let err = FileCacheProvider::new(
+            path.clone(),
+            key(""),
+            Counting {
+                calls,
+                expiry: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cache file {} is not private", path.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_garbled_file_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        fs::write(&path, "clusters: [1, 2\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let err = FileCacheProvider::new(
+            path.clone(),
+            key(""),
+            Counting {
+                calls,
+                expiry: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{err}");
+    }
+}
