@@ -461,3 +461,175 @@ fn cache_warns_about_static_credentials() {
     );
     assert!(!Path::new(&sb.path(".kube/cache/aws-iam-authenticator/credentials.yaml")).exists());
 }
+
+/// A minimal plain-HTTP STS on loopback for the calls `token` itself makes
+/// (`AssumeRole`, `GetCallerIdentity`): records each request and answers in STS's XML.
+struct FakeSts {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeSts {
+    fn start(expiration: SystemTime) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let expiration = OffsetDateTime::from(expiration).format(&Rfc3339).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let body = String::from_utf8(body).unwrap();
+                let answer = if body.contains("Action=AssumeRole") {
+                    format!(
+                        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials><AccessKeyId>ASIAROLEEXAMPLE</AccessKeyId><SecretAccessKey>role-secret</SecretAccessKey><SessionToken>role-session-token</SessionToken><Expiration>{expiration}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROAROLE:s</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/admin/s</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></AssumeRoleResponse>"
+                    )
+                } else {
+                    "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/federated/alice@example.com</Arn><UserId>AROAFEDERATED:alice@example.com</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata></GetCallerIdentityResponse>".to_owned()
+                };
+                recorded.lock().unwrap().push(format!("{head}{body}"));
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        Self { port, requests }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn role_is_assumed_with_external_id_and_session_name() {
+    let sb = Sandbox::new();
+    let sts = FakeSts::start(SystemTime::now() + Duration::from_secs(3600));
+    let out = run(sb
+        .command(true)
+        .env("AWS_ENDPOINT_URL_STS", sts.endpoint())
+        .args([
+            "token",
+            "-i",
+            "c",
+            "-r",
+            "arn:aws:iam::123456789012:role/admin",
+            "-e",
+            "ext-123",
+            "-s",
+            "my-session",
+        ]));
+    let cred = exec_credential(&out);
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let assume = &requests[0];
+    for part in [
+        "Action=AssumeRole",
+        "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fadmin",
+        "ExternalId=ext-123",
+        "RoleSessionName=my-session",
+        &format!("Credential={AKID}/"),
+    ] {
+        assert!(assume.contains(part), "{part} not in {assume}");
+    }
+    // The token is signed with the role's credentials, for the overridden endpoint.
+    let url = decode(cred["status"]["token"].as_str().unwrap());
+    let prefix = format!(
+        "https://127.0.0.1:{}/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAROLEEXAMPLE%2F",
+        sts.port
+    );
+    assert!(url.starts_with(&prefix), "{url}");
+    assert!(
+        url.contains("X-Amz-Security-Token=role-session-token"),
+        "{url}"
+    );
+}
+
+#[test]
+fn role_from_environment_with_forwarded_session_name() {
+    let sb = Sandbox::new();
+    let expires = SystemTime::now() + Duration::from_secs(7 * 60);
+    let sts = FakeSts::start(expires);
+    let out = run(sb
+        .command(true)
+        .env("AWS_ENDPOINT_URL_STS", sts.endpoint())
+        .env("DEFAULT_ROLE", "arn:aws:iam::123456789012:role/env-role")
+        .args(["token", "-i", "c", "--forward-session-name"]));
+    let cred = exec_credential(&out);
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        requests[0].contains("Action=GetCallerIdentity"),
+        "{}",
+        requests[0]
+    );
+    let assume = &requests[1];
+    assert!(
+        assume.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fenv-role"),
+        "{assume}"
+    );
+    assert!(
+        assume.contains("RoleSessionName=alice%40example.com"),
+        "{assume}"
+    );
+    assert!(!assume.contains("ExternalId"), "{assume}");
+    // The assumed credentials expire in 7 minutes, so the token does too.
+    let want = expires
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let got = expiration(&cred)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn default_session_name_when_none_is_given() {
+    let sb = Sandbox::new();
+    let sts = FakeSts::start(SystemTime::now() + Duration::from_secs(3600));
+    let out = run(sb
+        .command(true)
+        .env("AWS_ENDPOINT_URL_STS", sts.endpoint())
+        .args([
+            "token",
+            "-i",
+            "c",
+            "-r",
+            "arn:aws:iam::123456789012:role/admin",
+        ]));
+    exec_credential(&out);
+    let requests = sts.requests();
+    assert!(
+        requests[0].contains("RoleSessionName=aws-iam-authenticator-"),
+        "{}",
+        requests[0]
+    );
+}
