@@ -48,9 +48,10 @@ pub struct ClientOptions {
     pub master: Option<String>,
     /// The kubeconfig context (`--kubeconfig-context`); the current context when `None`.
     pub context: Option<String>,
-    /// Without a kubeconfig or master: try the default kubeconfig (`$KUBECONFIG`,
-    /// `~/.kube/config`) when the in-cluster configuration is not available.
-    pub fall_back_to_default_kubeconfig: bool,
+    /// Without a kubeconfig or master: look for the default kubeconfig (`$KUBECONFIG`,
+    /// `~/.kube/config`) first and the in-cluster configuration second, as kubectl does
+    /// (for commands an operator runs). Otherwise only the in-cluster configuration.
+    pub prefer_default_kubeconfig: bool,
 }
 
 impl ClientOptions {
@@ -62,7 +63,7 @@ impl ClientOptions {
                 .map(Path::to_path_buf),
             master: master.filter(|m| !m.is_empty()).map(str::to_owned),
             context: None,
-            fall_back_to_default_kubeconfig: false,
+            prefer_default_kubeconfig: false,
         }
     }
 }
@@ -96,16 +97,17 @@ pub async fn config(options: &ClientOptions) -> Result<kube::Config, Error> {
         }
         // client-go with only a master URL: that server, no credentials.
         (None, Some(url)) => kube::Config::new(url.clone()),
-        (None, None) => match kube::Config::incluster() {
-            Ok(c) => c,
-            Err(e) if options.fall_back_to_default_kubeconfig => {
-                tracing::debug!(error = %e, "not in a cluster, trying the default kubeconfig");
-                kube::Config::from_kubeconfig(&kube_options)
-                    .await
-                    .map_err(|e| Error::DefaultKubeconfig(e.to_string()))?
+        (None, None) if options.prefer_default_kubeconfig => {
+            match kube::Config::from_kubeconfig(&kube_options).await {
+                Ok(c) => c,
+                Err(kubeconfig_error) => kube::Config::incluster().map_err(|e| {
+                    Error::DefaultKubeconfig(format!(
+                        "{kubeconfig_error}; and not running in a cluster: {e}"
+                    ))
+                })?,
             }
-            Err(e) => return Err(Error::InCluster(e.to_string())),
-        },
+        }
+        (None, None) => kube::Config::incluster().map_err(|e| Error::InCluster(e.to_string()))?,
     };
     if let Some(url) = master {
         config.cluster_url = url;

@@ -1,14 +1,490 @@
-//! `add user|role`: edit the kube-system/aws-auth ConfigMap.
+//! `add user|role`: add a mapping to the `kube-system/aws-auth` ConfigMap.
+//!
+//! Get → parse (any problem aborts, as upstream) → duplicate check → rewrite the one
+//! section that changes → update with the object's `resourceVersion`, retried from the
+//! get when another writer got there first (409). The ConfigMap's other data keys,
+//! other sections (with their comments and formatting) and metadata are kept.
+//!
+//! upstream: `cmd/aws-iam-authenticator/add.go` re-encodes all of `data` from the parsed
+//! mappings (other keys, comments and formatting are lost); we rewrite only the section
+//! we add to.
 
-use clap::Args;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Args, Subcommand};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
 
 use super::GlobalArgs;
+use crate::config::types::{RoleMapping, SsoArnMatcher, UserMapping};
+use crate::k8s::ClientOptions;
+use crate::mapper::configmap::{self, MAP_ROLES, MAP_USERS, NAME, NAMESPACE};
 
 /// Flags of `add`.
 #[derive(Debug, Args)]
-pub struct AddArgs {}
+pub struct AddArgs {
+    /// 'false' to disable prompt'
+    #[arg(
+        long = "prompt",
+        global = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub prompt: bool,
+    /// kube-apiserver URL for creating Kubernetes client
+    #[arg(long = "master-url", global = true, value_name = "URL")]
+    pub master_url: Option<String>,
+    /// kubeconfig file path, if empty, it loads the default config
+    #[arg(long = "kubeconfig", global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context, if empty, it uses the default context
+    #[arg(long = "kubeconfig-context", global = true, value_name = "CONTEXT")]
+    pub kubeconfig_context: Option<String>,
+    /// What to add.
+    #[command(subcommand)]
+    pub what: AddCommand,
+}
+
+/// `add user` or `add role`.
+#[derive(Debug, Subcommand)]
+pub enum AddCommand {
+    /// add a user entity to an existing aws-auth configmap, not for CRD/file backends
+    User(AddUserArgs),
+    /// add a role entity to an existing aws-auth configmap, not for CRD/file backends
+    Role(AddRoleArgs),
+}
+
+/// Flags of `add user`.
+#[derive(Debug, Args)]
+pub struct AddUserArgs {
+    /// A new user ARN
+    #[arg(long = "userarn", default_value = "")]
+    pub userarn: String,
+    /// A new user name
+    #[arg(long = "username", default_value = "")]
+    pub username: String,
+    /// A new user groups
+    #[arg(long = "groups", value_delimiter = ',')]
+    pub groups: Vec<String>,
+}
+
+/// Flags of `add role`.
+#[derive(Debug, Args)]
+pub struct AddRoleArgs {
+    /// A new role ARN
+    #[arg(long = "rolearn", default_value = "")]
+    pub rolearn: String,
+    /// Settings for a new SSO role. Expects "permissionSetName", "accountID", and "partition" (optional)
+    #[arg(long = "sso", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub sso: Vec<String>,
+    /// A new user name
+    #[arg(long = "username", default_value = "")]
+    pub username: String,
+    /// A new role groups
+    #[arg(long = "groups", value_delimiter = ',')]
+    pub groups: Vec<String>,
+}
+
+/// A mapping to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewMapping {
+    /// A `mapRoles` entry.
+    Role(RoleMapping),
+    /// A `mapUsers` entry.
+    User(UserMapping),
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|g| format!("{g:?}")).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// Go's `%s` of a string slice: `[a b]`.
+fn go_list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// Parses `--sso` (`k=v` pairs, as pflag's `StringToString`).
+fn parse_sso(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => bail!(
+                "invalid argument {:?} for \"--sso\" flag: {kv} must be formatted as key=value",
+                pairs.join(",")
+            ),
+        })
+        .collect()
+}
+
+/// The SSO role pattern a matcher stands for (its mapping key).
+fn sso_key(sso: &SsoArnMatcher) -> String {
+    let partition = if sso.partition.is_empty() {
+        "aws"
+    } else {
+        &sso.partition
+    };
+    format!(
+        "arn:{partition}:iam::{}:role/AWSReservedSSO_{}_*",
+        sso.account_id, sso.permission_set_name
+    )
+    .to_ascii_lowercase()
+}
+
+/// The role's key for duplicate checks: lower-cased ARN, or the SSO pattern.
+fn role_key(r: &RoleMapping) -> String {
+    match &r.sso {
+        Some(sso) => sso_key(sso),
+        None => r.rolearn.to_ascii_lowercase(),
+    }
+}
+
+impl NewMapping {
+    /// The mapping `add user` describes, checked with upstream's messages.
+    pub fn user(args: &AddUserArgs) -> anyhow::Result<Self> {
+        if args.userarn.is_empty() || args.username.is_empty() || args.groups.is_empty() {
+            bail!(
+                "invalid empty value in userARN {:?}, username {:?}, groups {}",
+                args.userarn,
+                args.username,
+                go_quoted_list(&args.groups)
+            );
+        }
+        Ok(Self::User(UserMapping {
+            userarn: args.userarn.clone(),
+            username: args.username.clone(),
+            groups: args.groups.clone(),
+            ..Default::default()
+        }))
+    }
+
+    /// The mapping `add role` describes, checked with upstream's messages.
+    ///
+    /// upstream: `add role --sso` dereferences a nil pointer and panics; here it adds the
+    /// `sso:` entry. The partition is written only when given (an absent one means `aws`).
+    pub fn role(args: &AddRoleArgs) -> anyhow::Result<Self> {
+        let sso = (!args.sso.is_empty())
+            .then(|| parse_sso(&args.sso))
+            .transpose()?;
+        if (args.rolearn.is_empty() && sso.is_none())
+            || args.username.is_empty()
+            || args.groups.is_empty()
+        {
+            bail!(
+                "invalid empty value in rolearn {:?}, username {:?}, groups {}",
+                args.rolearn,
+                args.username,
+                go_quoted_list(&args.groups)
+            );
+        }
+        let sso = match sso {
+            Some(_) if !args.rolearn.is_empty() => {
+                bail!("only one of --rolearn or --sso can be supplied")
+            }
+            Some(map) => {
+                for key in ["permissionSetName", "accountID"] {
+                    if !map.contains_key(key) {
+                        bail!("required key '{key}' missing from --sso flag");
+                    }
+                }
+                let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+                Some(SsoArnMatcher {
+                    permission_set_name: get("permissionSetName"),
+                    account_id: get("accountID"),
+                    partition: get("partition"),
+                })
+            }
+            None => None,
+        };
+        let mapping = RoleMapping {
+            rolearn: args.rolearn.clone(),
+            sso,
+            username: args.username.clone(),
+            groups: args.groups.clone(),
+            ..Default::default()
+        };
+        if mapping.sso.is_some() {
+            configmap::validate_role(&mapping)
+                .map_err(|e| anyhow::anyhow!("error validating --sso: {e}"))?;
+        }
+        Ok(Self::Role(mapping))
+    }
+
+    /// The action named in the prompt, e.g. `add userarn <arn>, username <u>, groups [<g…>]`.
+    pub fn action(&self) -> String {
+        match self {
+            Self::User(u) => format!(
+                "add userarn {}, username {}, groups {}",
+                u.userarn,
+                u.username,
+                go_list(&u.groups)
+            ),
+            Self::Role(r) => {
+                let what = match &r.sso {
+                    Some(sso) => format!("sso {}", sso_key(sso)),
+                    None => format!("rolearn {}", r.rolearn),
+                };
+                format!(
+                    "add {what}, username {}, groups {}",
+                    r.username,
+                    go_list(&r.groups)
+                )
+            }
+        }
+    }
+}
+
+/// How many times an update is tried when the ConfigMap keeps changing underneath
+/// (client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart).
+const UPDATE_ATTEMPTS: u32 = 5;
+
+/// The new data of `cm` with `mapping` added, or why not.
+fn edited_data(cm: &ConfigMap, mapping: &NewMapping) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut data = cm.data.clone().unwrap_or_default();
+    let current = configmap::parse(&data).into_strict().map_err(|issues| {
+        let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("failed to parse configmap {}", text.join("; "))
+    })?;
+    let (key, text) = match mapping {
+        NewMapping::Role(role) => {
+            let key = role_key(role);
+            if current.roles.iter().any(|r| role_key(r) == key) {
+                bail!("cannot add duplicate role ARN {key:?}");
+            }
+            let mut roles = current.roles;
+            roles.push(role.clone());
+            (MAP_ROLES, serde_saphyr::to_string(&roles)?)
+        }
+        NewMapping::User(user) => {
+            if current.users.iter().any(|u| u.userarn == user.userarn) {
+                bail!("cannot add duplicate user ARN {:?}", user.userarn);
+            }
+            let mut users = current.users;
+            users.push(user.clone());
+            (MAP_USERS, serde_saphyr::to_string(&users)?)
+        }
+    };
+    data.insert(key.to_owned(), text);
+    Ok(data)
+}
+
+/// Adds `mapping` to `kube-system/aws-auth` and returns the updated ConfigMap.
+pub async fn add_to_configmap(
+    client: kube::Client,
+    mapping: &NewMapping,
+) -> anyhow::Result<ConfigMap> {
+    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut cm = match api.get(NAME).await {
+            Ok(cm) => cm,
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                tracing::warn!("not found map {NAME}");
+                bail!("configmaps {NAME:?} not found");
+            }
+            Err(e) => return Err(e).context(format!("cannot get configmap {NAMESPACE}/{NAME}")),
+        };
+        cm.data = Some(edited_data(&cm, mapping)?);
+        // The object keeps the resourceVersion we read: the API server refuses the
+        // update (409) if anyone changed it since.
+        match api.replace(NAME, &PostParams::default(), &cm).await {
+            Ok(updated) => return Ok(updated),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < UPDATE_ATTEMPTS => {
+                tracing::info!(attempt, "aws-auth changed while we edited it, retrying");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                return Err(e).context(format!("cannot update configmap {NAMESPACE}/{NAME}"));
+            }
+        }
+    }
+}
+
+/// Asks on stdout, reads the answer from `input`; `y`/`yes` (any case) continues.
+pub fn confirm(action: &str, input: &mut impl BufRead, out: &mut impl Write) -> bool {
+    let _ = write!(out, "Ready to add {action:?}, should we continue? [y/N]: ");
+    let _ = out.flush();
+    let mut answer = String::new();
+    if input.read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
 
 /// Runs `add`.
-pub async fn run(_args: AddArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("add: not built yet")
+pub async fn run(args: AddArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
+    let mapping = match &args.what {
+        AddCommand::User(u) => NewMapping::user(u)?,
+        AddCommand::Role(r) => NewMapping::role(r)?,
+    };
+    let action = mapping.action();
+    if args.prompt {
+        let stdin = std::io::stdin();
+        let proceed = confirm(&action, &mut stdin.lock(), &mut std::io::stdout());
+        if !proceed {
+            println!("cancelled {action:?}");
+            return Ok(());
+        }
+    }
+    // upstream: an empty --kubeconfig is an error (`empty kubeconfig`) although the help
+    // says the default config is used; we do what the help says: the default kubeconfig
+    // ($KUBECONFIG, ~/.kube/config), then the in-cluster configuration.
+    let options = ClientOptions {
+        kubeconfig: args
+            .kubeconfig
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+        master: args.master_url.clone().filter(|m| !m.is_empty()),
+        context: args.kubeconfig_context.clone().filter(|c| !c.is_empty()),
+        prefer_default_kubeconfig: true,
+    };
+    let client = crate::k8s::client(&options).await?;
+    let updated = add_to_configmap(client, &mapping).await?;
+    let yaml = serde_saphyr::to_string(&updated)?;
+    println!("updated configmap:\n\n{yaml}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(arn: &str, name: &str, groups: &[&str]) -> AddUserArgs {
+        AddUserArgs {
+            userarn: arn.into(),
+            username: name.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    fn role(arn: &str, sso: &[&str], name: &str, groups: &[&str]) -> AddRoleArgs {
+        AddRoleArgs {
+            rolearn: arn.into(),
+            sso: sso.iter().map(|s| (*s).to_owned()).collect(),
+            username: name.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn upstream_messages() {
+        let e = NewMapping::user(&user("", "u", &[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid empty value in userARN \"\", username \"u\", groups []"
+        );
+        let e = NewMapping::role(&role("", &[], "u", &["a", "b"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid empty value in rolearn \"\", username \"u\", groups [\"a\" \"b\"]"
+        );
+        let e = NewMapping::role(&role("arn:x", &["accountID=1"], "u", &["g"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "only one of --rolearn or --sso can be supplied"
+        );
+        let e = NewMapping::role(&role("", &["accountID=012345678912"], "u", &["g"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "required key 'permissionSetName' missing from --sso flag"
+        );
+        let e = NewMapping::role(&role(
+            "",
+            &["accountID=0123", "permissionSetName=X"],
+            "u",
+            &["g"],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "error validating --sso: AccountID '0123' is not a valid AWS Account ID"
+        );
+    }
+
+    #[test]
+    fn actions() {
+        let m = NewMapping::user(&user("arn:aws:iam::1:user/a", "a", &["x", "y"])).unwrap();
+        assert_eq!(
+            m.action(),
+            "add userarn arn:aws:iam::1:user/a, username a, groups [x y]"
+        );
+        let m = NewMapping::role(&role("arn:aws:iam::1:role/R", &[], "r", &["x"])).unwrap();
+        assert_eq!(
+            m.action(),
+            "add rolearn arn:aws:iam::1:role/R, username r, groups [x]"
+        );
+        let m = NewMapping::role(&role(
+            "",
+            &["permissionSetName=Admin", "accountID=012345678912"],
+            "r",
+            &["x"],
+        ))
+        .unwrap();
+        assert_eq!(
+            m.action(),
+            "add sso arn:aws:iam::012345678912:role/awsreservedsso_admin_*, username r, groups [x]"
+        );
+    }
+
+    #[test]
+    fn prompt_answers() {
+        for (answer, expected) in [
+            ("y\n", true),
+            (" YES \n", true),
+            ("n\n", false),
+            ("\n", false),
+            ("", false),
+        ] {
+            let mut out = Vec::new();
+            let got = confirm("add x", &mut answer.as_bytes(), &mut out);
+            assert_eq!(got, expected, "{answer:?}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "Ready to add \"add x\", should we continue? [y/N]: "
+            );
+        }
+    }
+
+    #[test]
+    fn edits_keep_other_sections_verbatim() {
+        let mut cm = ConfigMap::default();
+        let users = "# admins\n- userarn: arn:aws:iam::1:user/a\n  username: a\n";
+        cm.data = Some(BTreeMap::from([
+            ("mapUsers".to_owned(), users.to_owned()),
+            ("other".to_owned(), "kept".to_owned()),
+        ]));
+        let new_role = NewMapping::role(&role("arn:aws:iam::1:role/R", &[], "r", &["g"])).unwrap();
+        let data = edited_data(&cm, &new_role).unwrap();
+        assert_eq!(data["mapUsers"], users);
+        assert_eq!(data["other"], "kept");
+        let parsed = configmap::parse(&data).into_strict().unwrap();
+        assert_eq!(parsed.roles.len(), 1);
+        assert_eq!(parsed.roles[0].rolearn, "arn:aws:iam::1:role/R");
+        // Duplicates: roles by lower-cased ARN, users exactly.
+        cm.data = Some(data);
+        let dup = NewMapping::role(&role("arn:aws:iam::1:role/r", &[], "r", &["g"])).unwrap();
+        assert_eq!(
+            edited_data(&cm, &dup).unwrap_err().to_string(),
+            "cannot add duplicate role ARN \"arn:aws:iam::1:role/r\""
+        );
+        let dup = NewMapping::user(&user("arn:aws:iam::1:user/a", "a", &["g"])).unwrap();
+        assert_eq!(
+            edited_data(&cm, &dup).unwrap_err().to_string(),
+            "cannot add duplicate user ARN \"arn:aws:iam::1:user/a\""
+        );
+        let not_dup = NewMapping::user(&user("arn:aws:iam::1:user/A", "a", &["g"])).unwrap();
+        assert!(edited_data(&cm, &not_dup).is_ok());
+    }
 }

@@ -201,7 +201,7 @@ fn parse_accounts(
 
 /// Checks a role mapping as upstream's `RoleMapping.Validate` does, plus that a
 /// `rolearn` is an ARN we can match on.
-fn validate_role(m: &RoleMapping) -> Result<(), String> {
+pub(crate) fn validate_role(m: &RoleMapping) -> Result<(), String> {
     match (&m.rolearn, &m.sso) {
         (arn, None) if arn.is_empty() => Err("one of rolearn or SSO must be supplied".to_owned()),
         (arn, Some(_)) if !arn.is_empty() => {
@@ -241,7 +241,7 @@ fn validate_sso(sso: &crate::config::types::SsoArnMatcher) -> Result<(), String>
     Ok(())
 }
 
-fn validate_user(m: &UserMapping) -> Result<(), String> {
+pub(crate) fn validate_user(m: &UserMapping) -> Result<(), String> {
     if m.userarn.is_empty() {
         return Err("value for userarn must be supplied".to_owned());
     }
