@@ -1,6 +1,8 @@
 //! `init` end to end: the binary against temporary state dirs, and the key pairs it
 //! keeps (including upstream's RSA pairs) serving real TLS.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
