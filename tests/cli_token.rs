@@ -633,3 +633,68 @@ fn default_session_name_when_none_is_given() {
         requests[0]
     );
 }
+
+#[test]
+fn mfa_profile_prompts_on_stderr_and_the_cache_spares_the_next_prompt() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let sb = Sandbox::new();
+    let sts = FakeSts::start(SystemTime::now() + Duration::from_secs(3600));
+    fs::write(
+        sb.path(".aws/config"),
+        "[profile mfa]\nrole_arn = arn:aws:iam::123456789012:role/mfa-role\nmfa_serial = arn:aws:iam::123456789012:mfa/alice\nsource_profile = base\nregion = us-west-2\n",
+    )
+    .unwrap();
+    fs::write(
+        sb.path(".aws/credentials"),
+        format!("[base]\naws_access_key_id = {AKID}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    let command = || {
+        let mut cmd = sb.command(false);
+        cmd.env("AWS_PROFILE", "mfa")
+            .env("AWS_ENDPOINT_URL_STS", sts.endpoint())
+            .args(["token", "-i", "c", "--cache"]);
+        cmd
+    };
+
+    let mut child = command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"123456\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let cred = exec_credential(&out);
+    assert!(
+        stderr(&out).contains("Assume Role MFA token code: "),
+        "{}",
+        stderr(&out)
+    );
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    for part in [
+        "Action=AssumeRole",
+        "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fmfa-role",
+        "SerialNumber=arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Falice",
+        "TokenCode=123456",
+        &format!("Credential={AKID}/"),
+    ] {
+        assert!(requests[0].contains(part), "{part} not in {}", requests[0]);
+    }
+    let url = decode(cred["status"]["token"].as_str().unwrap());
+    assert!(url.contains("X-Amz-Credential=ASIAROLEEXAMPLE%2F"), "{url}");
+
+    // The next run uses the cached role credentials: no prompt, no STS call.
+    let out = run(&mut command());
+    let cred = exec_credential(&out);
+    assert!(!stderr(&out).contains("MFA"), "{}", stderr(&out));
+    assert_eq!(sts.requests().len(), 1);
+    let url = decode(cred["status"]["token"].as_str().unwrap());
+    assert!(url.contains("X-Amz-Credential=ASIAROLEEXAMPLE%2F"), "{url}");
+    let cache =
+        fs::read_to_string(sb.path(".kube/cache/aws-iam-authenticator/credentials.yaml")).unwrap();
+    assert!(cache.contains("\n  c:\n    mfa:\n"), "{cache}");
+}

@@ -183,9 +183,13 @@ async fn get_token(
         loader = loader.app_name(app);
     }
     let sdk = loader.load().await;
-    let base = sdk
-        .credentials_provider()
-        .context("no credentials provider configured")?;
+    let base = match mfa_role_profile().await {
+        // The SDK ignores `mfa_serial`; upstream prompts for the code, so we do too.
+        Some(profile) => SharedCredentialsProvider::new(profile.into_provider(&sdk, &region).await),
+        None => sdk
+            .credentials_provider()
+            .context("no credentials provider configured")?,
+    };
 
     let base = if settings.cache {
         wrap_in_cache(
@@ -319,6 +323,127 @@ async fn assume_role(
     Ok(SharedCredentialsProvider::new(
         builder.build_from_provider(base).await,
     ))
+}
+
+/// The selected profile assumes a role with MFA (`role_arn` + `mfa_serial` +
+/// `source_profile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MfaRoleProfile {
+    role_arn: String,
+    mfa_serial: String,
+    source_profile: String,
+    external_id: Option<String>,
+    session_name: Option<String>,
+    duration_seconds: Option<i32>,
+}
+
+/// Reads the selected profile (`AWS_PROFILE`, `AWS_CONFIG_FILE`, … as the SDK does) and
+/// returns it if it needs an MFA code. Unreadable files are left to the SDK to report.
+async fn mfa_role_profile() -> Option<MfaRoleProfile> {
+    let profiles = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        &aws_types::os_shim_internal::Env::real(),
+        // The default files (`~/.aws/config`, `~/.aws/credentials`, or their variables).
+        &Default::default(),
+        None,
+    )
+    .await
+    .ok()?;
+    let profile = profiles.get_profile(profiles.selected_profile())?;
+    let get = |key: &str| {
+        profile
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Some(MfaRoleProfile {
+        role_arn: get("role_arn")?,
+        mfa_serial: get("mfa_serial")?,
+        source_profile: get("source_profile")?,
+        external_id: get("external_id"),
+        session_name: get("role_session_name"),
+        duration_seconds: get("duration_seconds").and_then(|d| d.parse().ok()),
+    })
+}
+
+impl MfaRoleProfile {
+    async fn into_provider(self, sdk: &SdkConfig, region: &Region) -> MfaAssumeRoleProvider {
+        let source = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+            .profile_name(&self.source_profile)
+            .region(region.clone())
+            .imds_client(imds_client())
+            .build()
+            .await;
+        let conf = aws_sdk_sts::config::Builder::from(sdk)
+            .credentials_provider(source)
+            .build();
+        MfaAssumeRoleProvider {
+            client: aws_sdk_sts::Client::from_conf(conf),
+            profile: self,
+        }
+    }
+}
+
+/// AssumeRole with `SerialNumber` and a code typed by the user. The prompt goes to
+/// stderr: stdout belongs to the ExecCredential kubectl reads.
+#[derive(Debug)]
+struct MfaAssumeRoleProvider {
+    client: aws_sdk_sts::Client,
+    profile: MfaRoleProfile,
+}
+
+/// Upstream's prompt, on stderr.
+const MFA_PROMPT: &str = "Assume Role MFA token code: ";
+
+impl MfaAssumeRoleProvider {
+    async fn assume(&self) -> aws_credential_types::provider::Result {
+        use aws_credential_types::provider::error::CredentialsError;
+
+        let code = tokio::task::spawn_blocking(|| {
+            eprint!("{MFA_PROMPT}");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await
+        .map_err(CredentialsError::unhandled)?
+        .map_err(CredentialsError::provider_error)?;
+        let p = &self.profile;
+        let out = self
+            .client
+            .assume_role()
+            .role_arn(&p.role_arn)
+            .role_session_name(p.session_name.clone().unwrap_or_else(default_session_name))
+            .serial_number(&p.mfa_serial)
+            .token_code(code.trim())
+            .set_external_id(p.external_id.clone())
+            .set_duration_seconds(p.duration_seconds)
+            .send()
+            .await
+            .map_err(CredentialsError::provider_error)?;
+        let c = out.credentials().ok_or_else(|| {
+            CredentialsError::provider_error("AssumeRole returned no credentials")
+        })?;
+        let expiry =
+            SystemTime::try_from(*c.expiration()).map_err(CredentialsError::provider_error)?;
+        Ok(aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            Some(expiry),
+            "MfaAssumeRole",
+        ))
+    }
+}
+
+impl ProvideCredentials for MfaAssumeRoleProvider {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(self.assume())
+    }
 }
 
 /// `--forward-session-name`: the caller's own session name (the part after `:` of its
