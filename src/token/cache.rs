@@ -289,7 +289,7 @@ impl FileCacheProvider {
                 Err(e) => tracing::warn!(
                     "Unable to update credential cache {}: {:#}",
                     self.path.display(),
-                    anyhow_like(&e)
+                    error_chain(&e)
                 ),
             }
         } else {
@@ -371,7 +371,7 @@ fn unquote_timestamps(yaml: &str) -> String {
 }
 
 /// Renders an error with its causes, `a: b: c`.
-fn anyhow_like(e: &(dyn std::error::Error + 'static)) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
