@@ -283,6 +283,26 @@ fn cluster_id_from_environment_and_config_file() {
         url.starts_with("https://sts.ap-south-1.amazonaws.com/"),
         "{url}"
     );
+
+    // An explicit flag beats the file, in both directions.
+    let out = run(sb
+        .command(true)
+        .args([
+            "token",
+            "--token-only=false",
+            "--region",
+            "eu-west-1",
+            "-i",
+            "flag-cluster",
+            "-c",
+        ])
+        .arg(&config));
+    let cred = exec_credential(&out);
+    let url = decode(cred["status"]["token"].as_str().unwrap());
+    assert!(
+        url.starts_with("https://sts.eu-west-1.amazonaws.com/"),
+        "{url}"
+    );
 }
 
 fn assert_usage_error(out: &Output, message: &str) {

@@ -482,9 +482,12 @@ fn default_session_name() -> String {
 /// set (as the SDK's STS client would use), else the regional endpoint, honouring
 /// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT` (environment or profile).
 fn sts_host(sdk: &SdkConfig, region: &str) -> anyhow::Result<String> {
+    // The SDK already leaves the global endpoint out of `sdk` when this is set.
+    let ignore_configured = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     let override_url = std::env::var("AWS_ENDPOINT_URL_STS")
         .ok()
-        .filter(|u| !u.is_empty())
+        .filter(|u| !u.is_empty() && !ignore_configured)
         .or_else(|| sdk.endpoint_url().map(str::to_owned));
     if let Some(url) = override_url {
         let uri: http::Uri = url
