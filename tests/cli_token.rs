@@ -717,4 +717,17 @@ fn mfa_profile_prompts_on_stderr_and_the_cache_spares_the_next_prompt() {
     let cache =
         fs::read_to_string(sb.path(".kube/cache/aws-iam-authenticator/credentials.yaml")).unwrap();
     assert!(cache.contains("\n  c:\n    mfa:\n"), "{cache}");
+
+    // Keys in the environment win over the profile, as in the SDK: no prompt.
+    let out = run(sb
+        .command(false)
+        .env("AWS_PROFILE", "mfa")
+        .env("AWS_ENDPOINT_URL_STS", sts.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "AKIAENVEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .args(["token", "-i", "c"]));
+    let cred = exec_credential(&out);
+    assert!(!stderr(&out).contains("MFA"), "{}", stderr(&out));
+    let url = decode(cred["status"]["token"].as_str().unwrap());
+    assert!(url.contains("X-Amz-Credential=AKIAENVEXAMPLE%2F"), "{url}");
 }

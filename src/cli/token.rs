@@ -340,6 +340,10 @@ struct MfaRoleProfile {
 /// Reads the selected profile (`AWS_PROFILE`, `AWS_CONFIG_FILE`, … as the SDK does) and
 /// returns it if it needs an MFA code. Unreadable files are left to the SDK to report.
 async fn mfa_role_profile() -> Option<MfaRoleProfile> {
+    // Environment keys come before any profile in the chain, as in the SDK.
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
     let profiles = aws_config::profile::load(
         &aws_types::os_shim_internal::Fs::real(),
         &aws_types::os_shim_internal::Env::real(),
