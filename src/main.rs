@@ -24,7 +24,12 @@ fn main() -> ExitCode {
     // One rustls crypto provider for the process (and the only one in the tree).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
-    let format = LogFormat::parse(&cli.global.log_format);
+    // `talos-init` is configured by its environment: LOG_FORMAT sets its log format.
+    let log_format = match &cli.command {
+        Command::TalosInit(_) => cli::talos_init::log_format(&cli.global),
+        _ => cli.global.log_format.clone(),
+    };
+    let format = LogFormat::parse(&log_format);
     let Some(level) = logging::parse_level(&cli.global.log_verbosity) else {
         eprintln!(
             "{}",
@@ -36,7 +41,7 @@ fn main() -> ExitCode {
     if format.is_none() {
         tracing::warn!(
             "Unknown log format specified ({}), will use default text formatter instead.",
-            cli.global.log_format
+            log_format
         );
     }
 
