@@ -1,0 +1,308 @@
+//! `{{EC2PrivateDNSName}}` lookups against a local EC2 Query API emulator.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_iam_authenticator::ec2::{Ec2PrivateDns, PrivateDnsLookup, Settings};
+use aws_iam_authenticator::metrics;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// One DescribeInstances call the emulator received.
+#[derive(Debug, Clone)]
+struct Call {
+    at: Instant,
+    ids: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct EmuState {
+    instances: HashMap<String, String>,
+    calls: Vec<Call>,
+    failures: u32,
+    problems: Vec<String>,
+}
+
+/// A tiny EC2: answers `DescribeInstances` (instance-id filter) from a table.
+#[derive(Debug, Clone)]
+struct Ec2Emulator {
+    url: String,
+    state: Arc<Mutex<EmuState>>,
+}
+
+fn form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let d = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (d(k), d(v))
+        })
+        .collect()
+}
+
+impl Ec2Emulator {
+    async fn start(instances: &[(&str, &str)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(EmuState {
+            instances: instances
+                .iter()
+                .map(|(i, d)| ((*i).to_owned(), (*d).to_owned()))
+                .collect(),
+            ..Default::default()
+        }));
+        let emu = Self { url, state };
+        let server = emu.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        emu
+    }
+
+    async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let at = Instant::now();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let has_date = req.headers().contains_key("x-amz-date");
+        let method = req.method().clone();
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let params = form(&String::from_utf8_lossy(&body));
+        let mut st = self.state.lock().unwrap();
+        // The shape of a SigV4-signed EC2 Query API call.
+        if method != hyper::Method::POST
+            || !auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+            || !auth.contains("/us-west-2/ec2/aws4_request")
+            || !auth.contains("SignedHeaders=")
+            || !has_date
+        {
+            st.problems.push(format!("{method} {auth}"));
+        }
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if get("Action").as_deref() != Some("DescribeInstances")
+            || get("Version").as_deref() != Some("2016-11-15")
+            || get("Filter.1.Name").as_deref() != Some("instance-id")
+        {
+            st.problems.push(format!("bad params {params:?}"));
+        }
+        let ids: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k.starts_with("Filter.1.Value."))
+            .map(|(_, v)| v.clone())
+            .collect();
+        st.calls.push(Call {
+            at,
+            ids: ids.clone(),
+        });
+        if st.failures > 0 {
+            st.failures -= 1;
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors></Response>",
+            )));
+            *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+            return r;
+        }
+        let items: String = ids
+            .iter()
+            .filter_map(|id| st.instances.get(id).map(|dns| (id, dns)))
+            .map(|(id, dns)| {
+                format!(
+                    "<item><instanceId>{id}</instanceId><privateDnsName>{dns}</privateDnsName></item>"
+                )
+            })
+            .collect();
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"
+        );
+        Response::new(Full::new(Bytes::from(xml)))
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        let st = self.state.lock().unwrap();
+        assert!(st.problems.is_empty(), "{:?}", st.problems);
+        st.calls.clone()
+    }
+}
+
+fn dns(i: usize) -> String {
+    format!("ip-10-0-0-{i}.us-west-2.compute.internal")
+}
+
+fn id(i: usize) -> String {
+    format!("i-{i:017x}")
+}
+
+fn lookup(emu: &Ec2Emulator, tweak: impl FnOnce(&mut Settings)) -> Arc<Ec2PrivateDns> {
+    let mut s = Settings::new(emu.url.clone(), "us-west-2".to_owned(), 0, 1);
+    s.batch_window = Duration::from_millis(50);
+    tweak(&mut s);
+    let creds = SharedCredentialsProvider::new(Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        None,
+        None,
+        "test",
+    ));
+    Arc::new(Ec2PrivateDns::new(s, creds).unwrap())
+}
+
+async fn fleet(n: usize) -> Ec2Emulator {
+    let table: Vec<(String, String)> = (0..n).map(|i| (id(i), dns(i))).collect();
+    let refs: Vec<(&str, &str)> = table
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Ec2Emulator::start(&refs).await
+}
+
+#[tokio::test]
+async fn a_found_name_is_cached() {
+    let emu = fleet(3).await;
+    let l = lookup(&emu, |_| {});
+    let before = metrics::global().ec2_describe_instances_calls.get();
+    assert_eq!(l.private_dns_name(&id(1)).await.unwrap(), dns(1));
+    assert_eq!(l.private_dns_name(&id(1)).await.unwrap(), dns(1));
+    assert_eq!(emu.calls().len(), 1);
+    assert!(metrics::global().ec2_describe_instances_calls.get() > before);
+}
+
+#[tokio::test]
+async fn concurrent_lookups_are_coalesced_and_batched() {
+    let emu = fleet(150).await;
+    let l = lookup(&emu, |s| s.batch_window = Duration::from_millis(100));
+    let mut tasks = Vec::new();
+    // 150 distinct ids, each asked for three times at once.
+    for round in 0..3 {
+        for i in 0..150 {
+            let l = Arc::clone(&l);
+            tasks.push(tokio::spawn(async move {
+                let _ = round;
+                (i, l.private_dns_name(&id(i)).await)
+            }));
+        }
+    }
+    for t in tasks {
+        let (i, answer) = t.await.unwrap();
+        assert_eq!(answer.unwrap(), dns(i));
+    }
+    let calls = emu.calls();
+    // At most 100 ids per call: two calls for 150 ids, each id asked once.
+    assert_eq!(
+        calls.len(),
+        2,
+        "{:?}",
+        calls.iter().map(|c| c.ids.len()).collect::<Vec<_>>()
+    );
+    assert!(calls.iter().all(|c| c.ids.len() <= 100));
+    let asked: usize = calls.iter().map(|c| c.ids.len()).sum();
+    assert_eq!(asked, 150);
+}
+
+#[tokio::test]
+async fn calls_are_rate_limited() {
+    let emu = fleet(5).await;
+    // One id per call, no batching window: only the token bucket spaces the calls.
+    let l = lookup(&emu, |s| {
+        s.max_batch = 1;
+        s.batch_window = Duration::ZERO;
+        s.qps = 20;
+        s.burst = 1;
+    });
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let l = Arc::clone(&l);
+            tokio::spawn(async move { l.private_dns_name(&id(i)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let calls = emu.calls();
+    assert_eq!(calls.len(), 5);
+    for pair in calls.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        // 20 qps: one call every 50 ms (a little slack for timer granularity).
+        assert!(gap >= Duration::from_millis(40), "calls {gap:?} apart");
+    }
+}
+
+#[tokio::test]
+async fn not_found_fails_fast_and_is_cached_briefly() {
+    let emu = fleet(1).await;
+    let l = lookup(&emu, |s| s.not_found_ttl = Duration::from_millis(300));
+    let missing = "i-0123456789abcdef0";
+    let e = l.private_dns_name(missing).await.unwrap_err();
+    assert_eq!(e, format!("failed to find node {missing} "));
+    // A second lookup answers at once from the negative cache: no hang, no call.
+    let start = Instant::now();
+    let e = l.private_dns_name(missing).await.unwrap_err();
+    assert!(e.contains("failed to find node"));
+    assert!(start.elapsed() < Duration::from_millis(100));
+    assert_eq!(emu.calls().len(), 1);
+    // Found ids in the same process still work.
+    assert_eq!(l.private_dns_name(&id(0)).await.unwrap(), dns(0));
+    // After the negative TTL, EC2 is asked again (the instance may exist by now).
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    emu.state
+        .lock()
+        .unwrap()
+        .instances
+        .insert(missing.to_owned(), "ip-10-9-9-9.ec2.internal".to_owned());
+    assert_eq!(
+        l.private_dns_name(missing).await.unwrap(),
+        "ip-10-9-9-9.ec2.internal"
+    );
+}
+
+#[tokio::test]
+async fn api_errors_are_reported_and_not_cached() {
+    let emu = fleet(1).await;
+    emu.state.lock().unwrap().failures = 1;
+    let l = lookup(&emu, |_| {});
+    let e = l.private_dns_name(&id(0)).await.unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "failed querying private DNS from EC2 API for node {}: ",
+            id(0)
+        )),
+        "{e}"
+    );
+    assert!(e.contains("RequestLimitExceeded"), "{e}");
+    assert_eq!(l.private_dns_name(&id(0)).await.unwrap(), dns(0));
+    assert_eq!(emu.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn an_empty_private_dns_name_is_not_a_name() {
+    let emu = Ec2Emulator::start(&[("i-00000000000000001", "")]).await;
+    let l = lookup(&emu, |_| {});
+    assert!(l.private_dns_name("i-00000000000000001").await.is_err());
+}
