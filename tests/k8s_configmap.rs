@@ -269,3 +269,18 @@ async fn a_missing_configmap_is_ready_and_empty() {
     fake.put(CONFIGMAPS, crazy_case());
     eventually("created later", || username(&m, ADMIN).is_some()).await;
 }
+
+#[test]
+fn the_shipped_example_parses_cleanly() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/aws-auth-example.yaml");
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(cm.metadata.name.as_deref(), Some("aws-auth"));
+    assert_eq!(cm.metadata.namespace.as_deref(), Some("kube-system"));
+    let auth = aws_iam_authenticator::mapper::configmap::parse(&cm.data.unwrap())
+        .into_strict()
+        .unwrap();
+    assert_eq!(auth.roles.len(), 3);
+    assert_eq!(auth.users.len(), 1);
+    assert_eq!(auth.accounts, ["444455556666"]);
+}
