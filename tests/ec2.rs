@@ -1,6 +1,9 @@
 //! `{{EC2PrivateDNSName}}` lookups against a local EC2 Query API emulator.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/sts_emulator.rs"]
+mod sts_emulator;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,67 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// Checks a header-signed SigV4 POST the way AWS does (independently of the signer
+/// under test): rebuild the canonical request from what was received, derive the key
+/// from the secret, compare signatures.
+fn verify_sigv4(headers: &hyper::HeaderMap, path: &str, body: &[u8]) -> Result<(), String> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no authorization")?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or("not AWS4-HMAC-SHA256")?;
+    let field = |name: &str| {
+        rest.split(", ")
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+            .ok_or(format!("no {name}"))
+    };
+    let credential = field("Credential")?;
+    let signed_headers = field("SignedHeaders")?;
+    let signature = field("Signature")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [key_id, date, region, service, "aws4_request"] = scope[..] else {
+        return Err(format!("bad credential scope {credential}"));
+    };
+    if key_id != "AKIDEXAMPLE" || region != "us-west-2" || service != "ec2" {
+        return Err(format!("unexpected scope {credential}"));
+    }
+    let amz_date = headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no x-amz-date")?;
+    let mut canonical_headers = String::new();
+    for name in signed_headers.split(';') {
+        let value = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(format!("signed header {name} missing"))?;
+        canonical_headers.push_str(&format!("{name}:{}\n", value.trim()));
+    }
+    let canonical = format!(
+        "POST\n{}\n\n{canonical_headers}\n{signed_headers}\n{}",
+        sts_emulator::canonical_uri(path),
+        sts_emulator::hex(&Sha256::digest(body))
+    );
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
+        sts_emulator::hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let key = sts_emulator::signing_key(SECRET, date, region, service);
+    let expected = sts_emulator::hex(&sts_emulator::hmac_sha256(&key, to_sign.as_bytes()));
+    if expected != signature {
+        return Err(format!(
+            "signature mismatch for canonical request:\n{canonical}"
+        ));
+    }
+    Ok(())
+}
 
 /// One DescribeInstances call the emulator received.
 #[derive(Debug, Clone)]
@@ -86,25 +150,17 @@ impl Ec2Emulator {
 
     async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let at = Instant::now();
-        let auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let has_date = req.headers().contains_key("x-amz-date");
+        let headers = req.headers().clone();
         let method = req.method().clone();
+        let path = req.uri().path().to_owned();
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let params = form(&String::from_utf8_lossy(&body));
         let mut st = self.state.lock().unwrap();
-        // The shape of a SigV4-signed EC2 Query API call.
-        if method != hyper::Method::POST
-            || !auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
-            || !auth.contains("/us-west-2/ec2/aws4_request")
-            || !auth.contains("SignedHeaders=")
-            || !has_date
-        {
-            st.problems.push(format!("{method} {auth}"));
+        if method != hyper::Method::POST {
+            st.problems.push(format!("method {method}"));
+        }
+        if let Err(e) = verify_sigv4(&headers, &path, &body) {
+            st.problems.push(e);
         }
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         if get("Action").as_deref() != Some("DescribeInstances")
@@ -164,13 +220,8 @@ fn lookup(emu: &Ec2Emulator, tweak: impl FnOnce(&mut Settings)) -> Arc<Ec2Privat
     let mut s = Settings::new(emu.url.clone(), "us-west-2".to_owned(), 0, 1);
     s.batch_window = Duration::from_millis(50);
     tweak(&mut s);
-    let creds = SharedCredentialsProvider::new(Credentials::new(
-        "AKIDEXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        None,
-        None,
-        "test",
-    ));
+    let creds =
+        SharedCredentialsProvider::new(Credentials::new("AKIDEXAMPLE", SECRET, None, None, "test"));
     Arc::new(Ec2PrivateDns::new(s, creds).unwrap())
 }
 
