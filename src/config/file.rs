@@ -87,7 +87,14 @@ impl ConfigFile {
                 if text.trim().is_empty() {
                     Value::Object(Default::default())
                 } else {
-                    serde_saphyr::from_str(text).map_err(|e| parse_err(e.to_string()))?
+                    // Unquoted account ids such as `012345678901` stay strings as written:
+                    // upstream's viper/mapstructure turns them into floats or octal values
+                    // (`12345678901`), silently breaking `mapAccounts`.
+                    let options = serde_saphyr::options! {
+                        leading_zero_numbers_as_strings: true,
+                    };
+                    serde_saphyr::from_str_with_options(text, options)
+                        .map_err(|e| parse_err(e.to_string()))?
                 }
             }
             other => {

@@ -233,6 +233,203 @@ impl FromStr for FeatureGates {
     }
 }
 
+/// Why a role or user mapping is unusable. `Display` is upstream's text
+/// (`pkg/config/types.go` `Validate`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MappingError {
+    /// Neither `rolearn` nor `sso`.
+    #[error("one of rolearn or SSO must be supplied")]
+    NoRoleKey,
+    /// Both `rolearn` and `sso`.
+    #[error("only one of rolearn or SSO can be supplied")]
+    BothRoleKeys,
+    /// `sso.accountID` is not twelve digits.
+    #[error("AccountID '{0}' is not a valid AWS Account ID")]
+    SsoAccountId(String),
+    /// `sso.permissionSetName` has characters or a length IAM Identity Center rejects.
+    #[error("PermissionSetName '{0}' is not a valid AWS SSO PermissionSet Name")]
+    SsoPermissionSetName(String),
+    /// `sso.partition` is not a known partition.
+    #[error("partition '{0}' is not a valid AWS partition")]
+    SsoPartition(String),
+    /// The generated SSO pattern is not a role ARN pattern.
+    #[error("SSO pattern '{0}' is not a valid IAM role ARN pattern")]
+    SsoPattern(String),
+    /// A user mapping without `userarn`.
+    #[error("value for userarn must be supplied")]
+    NoUserArn,
+    /// The ARN could not be canonicalised (upstream's `arn` package text).
+    #[error("{0}")]
+    Arn(String),
+}
+
+/// IAM Identity Center's `AWSReservedSSO_<permission set>_<suffix>` role name prefix,
+/// lower-cased (all matching is case-insensitive).
+const SSO_ROLE_PREFIX: &str = "awsreservedsso_";
+
+/// Whether `s` matches `^[\w+=,.@-]{1,32}$` (IAM Identity Center's permission set names).
+fn is_permission_set_name(s: &str) -> bool {
+    (1..=32).contains(&s.chars().count())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+}
+
+/// Whether `s` is a twelve-digit AWS account id (`^[0-9]{12}$`).
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl SsoArnMatcher {
+    /// The partition the pattern is for: the configured one, `aws` when empty.
+    // upstream: pkg/config/types.go sets the partition to "aws" only when it is empty and
+    // leaves it "" otherwise, so any explicit partition (even "aws") yields the pattern
+    // `arn::iam::…` that never matches; we honour the configured partition.
+    fn effective_partition(&self) -> &str {
+        if self.partition.is_empty() {
+            "aws"
+        } else {
+            &self.partition
+        }
+    }
+
+    /// Upstream's checks: twelve-digit account, a valid permission set name, a known
+    /// partition, and a pattern that is `ArnLike` `arn:*:iam:*:*:role/*`.
+    pub fn validate(&self) -> Result<(), MappingError> {
+        if !is_account_id(&self.account_id) {
+            return Err(MappingError::SsoAccountId(self.account_id.clone()));
+        }
+        if !is_permission_set_name(&self.permission_set_name) {
+            return Err(MappingError::SsoPermissionSetName(
+                self.permission_set_name.clone(),
+            ));
+        }
+        if !self.partition.is_empty() && self.partition.parse::<Partition>().is_err() {
+            return Err(MappingError::SsoPartition(self.partition.clone()));
+        }
+        let pattern = self.pattern();
+        match crate::arn::arn_like(&pattern, "arn:*:iam:*:*:role/*") {
+            Ok(true) => Ok(()),
+            _ => Err(MappingError::SsoPattern(pattern)),
+        }
+    }
+
+    /// The lower-cased pattern upstream uses as the mapping's key:
+    /// `arn:<partition>:iam::<account>:role/awsreservedsso_<permission set>_*`.
+    pub fn pattern(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{SSO_ROLE_PREFIX}{}_*",
+            self.effective_partition(),
+            self.account_id,
+            self.permission_set_name
+        )
+        .to_lowercase()
+    }
+
+    /// Whether the canonical role ARN `arn` is an IAM Identity Center role of this
+    /// permission set in this account and partition (case-insensitive).
+    // upstream: pkg/config/types.go matches `…role/AWSReservedSSO_<name>_*` with ArnLike,
+    // so permission set `Admin` also matches `AWSReservedSSO_Admin_ReadOnly_<suffix>`
+    // (the roles of permission set `Admin_ReadOnly`). We require the suffix after
+    // `AWSReservedSSO_<name>_` to be one non-empty token without `_` or `/`: AWS's
+    // suffix is 16 hex digits, and permission set names may contain `_`, so this is the
+    // only reading under which a role belongs to exactly one permission set.
+    pub fn matches(&self, arn: &str) -> bool {
+        let arn = arn.to_lowercase();
+        let prefix = format!(
+            "arn:{}:iam::{}:role/{SSO_ROLE_PREFIX}{}_",
+            self.effective_partition(),
+            self.account_id,
+            self.permission_set_name
+        )
+        .to_lowercase();
+        match arn.strip_prefix(&prefix) {
+            Some(suffix) => !suffix.is_empty() && !suffix.contains(['_', '/', ':']),
+            None => false,
+        }
+    }
+}
+
+/// The key a configured role ARN is matched under: canonical (an `assumed-role` ARN
+/// becomes its role), path stripped, lower-cased.
+///
+/// STS reports a role without its path (`assumed-role/<name>/<session>`), so a
+/// configured `role/team/Admin` could never match as written. Stripping the path makes
+/// it match the role `Admin`; the caveat is that two roles with the same name under
+/// different paths in one account become indistinguishable (the first entry wins).
+pub fn role_arn_key(rolearn: &str) -> Result<String, MappingError> {
+    let (_, canonical) =
+        crate::arn::canonicalize(rolearn).map_err(|e| MappingError::Arn(e.to_string()))?;
+    let stripped =
+        crate::arn::strip_path(&canonical).map_err(|e| MappingError::Arn(e.to_string()))?;
+    Ok(stripped.to_lowercase())
+}
+
+/// The key a configured user ARN is matched under: canonical and lower-cased (user
+/// ARNs keep their path: STS reports it).
+pub fn user_arn_key(userarn: &str) -> Result<String, MappingError> {
+    let (_, canonical) = crate::arn::canonicalize(&userarn.to_lowercase())
+        .map_err(|e| MappingError::Arn(e.to_string()))?;
+    Ok(canonical)
+}
+
+impl RoleMapping {
+    /// Upstream's checks: exactly one of `rolearn` and `sso`, and a valid `sso`.
+    pub fn validate(&self) -> Result<(), MappingError> {
+        match (&self.rolearn.is_empty(), &self.sso) {
+            (true, None) => Err(MappingError::NoRoleKey),
+            (false, Some(_)) => Err(MappingError::BothRoleKeys),
+            (true, Some(sso)) => sso.validate(),
+            (false, None) => Ok(()),
+        }
+    }
+
+    /// Upstream's `Key()`: the lower-cased `rolearn`, or the SSO pattern.
+    pub fn key(&self) -> String {
+        match &self.sso {
+            Some(sso) if self.rolearn.is_empty() => sso.pattern(),
+            _ => self.rolearn.to_lowercase(),
+        }
+    }
+
+    /// Whether this mapping applies to the canonical ARN `arn` (case-insensitive). SSO
+    /// mappings match only when `sso_enabled` (feature gate `SSORoleMatch`).
+    // upstream: pkg/config/types.go compares the lower-cased rolearn as written, so a
+    // rolearn with a path never matches (STS omits the path); we compare its
+    // path-stripped canonical form (see `role_arn_key`).
+    pub fn matches(&self, arn: &str, sso_enabled: bool) -> bool {
+        if !self.rolearn.is_empty() {
+            let key = role_arn_key(&self.rolearn).unwrap_or_else(|_| self.rolearn.to_lowercase());
+            return key == arn.to_lowercase();
+        }
+        match &self.sso {
+            Some(sso) => sso_enabled && sso.matches(arn),
+            None => false,
+        }
+    }
+}
+
+impl UserMapping {
+    /// Upstream's check: `userarn` must be set.
+    pub fn validate(&self) -> Result<(), MappingError> {
+        if self.userarn.is_empty() {
+            Err(MappingError::NoUserArn)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Upstream's `Key()`: `userarn` as written.
+    pub fn key(&self) -> String {
+        self.userarn.clone()
+    }
+
+    /// Whether this mapping applies to the canonical ARN `arn` (case-insensitive).
+    pub fn matches(&self, arn: &str) -> bool {
+        self.userarn.eq_ignore_ascii_case(arn)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +469,148 @@ mod tests {
         assert!(g.sso_role_match && g.configured_init_directories && g.iam_identity_mapping_crd);
         assert!("Nope=true".parse::<FeatureGates>().is_err());
         assert!("SSORoleMatch".parse::<FeatureGates>().is_err());
+    }
+
+    fn sso(name: &str, account: &str, partition: &str) -> SsoArnMatcher {
+        SsoArnMatcher {
+            permission_set_name: name.into(),
+            account_id: account.into(),
+            partition: partition.into(),
+        }
+    }
+
+    #[test]
+    fn sso_vectors() {
+        let m = sso("ViewOnlyAccess", "012345678912", "");
+        m.validate().unwrap();
+        assert_eq!(
+            m.pattern(),
+            "arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_*"
+        );
+        let rm = RoleMapping {
+            sso: Some(m.clone()),
+            username: "u".into(),
+            ..Default::default()
+        };
+        assert_eq!(rm.key(), m.pattern());
+        let yes = "arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_abcdefg";
+        let no = "arn:aws:iam::012345678912:role/awsreservedsso_billing_hijklmn";
+        assert!(m.matches(yes));
+        assert!(m.matches(&yes.to_uppercase().replace("ARN:AWS:IAM", "arn:aws:iam")));
+        assert!(!m.matches(no));
+        // The gate is off: SSO entries validate but never match.
+        assert!(rm.matches(yes, true));
+        assert!(!rm.matches(yes, false));
+        // Other account, other partition.
+        assert!(!m.matches("arn:aws:iam::111111111111:role/awsreservedsso_viewonlyaccess_abcdefg"));
+        assert!(
+            !m.matches("arn:aws-cn:iam::012345678912:role/awsreservedsso_viewonlyaccess_abcdefg")
+        );
+    }
+
+    #[test]
+    fn sso_invalid_vectors() {
+        assert_eq!(
+            sso("ViewOnlyAccess", "012345678912", "aws-nk")
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "partition 'aws-nk' is not a valid AWS partition"
+        );
+        assert_eq!(
+            sso("ViewOnlyAccess", "0123456789", "")
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "AccountID '0123456789' is not a valid AWS Account ID"
+        );
+        assert_eq!(
+            sso("View*", "012345678912", "")
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "PermissionSetName 'View*' is not a valid AWS SSO PermissionSet Name"
+        );
+        assert!(sso(&"a".repeat(33), "012345678912", "").validate().is_err());
+        sso(&"a".repeat(32), "012345678912", "").validate().unwrap();
+    }
+
+    #[test]
+    fn sso_explicit_partition_is_honoured() {
+        let gov = sso("Admin", "012345678912", "aws-us-gov");
+        gov.validate().unwrap();
+        assert!(gov.matches(
+            "arn:aws-us-gov:iam::012345678912:role/AWSReservedSSO_Admin_0123456789abcdef"
+        ));
+        assert!(
+            !gov.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_Admin_0123456789abcdef")
+        );
+        let aws = sso("Admin", "012345678912", "aws");
+        assert!(
+            aws.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_Admin_0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn sso_prefix_does_not_over_match() {
+        let admin = sso("Admin", "012345678912", "");
+        let read_only =
+            "arn:aws:iam::012345678912:role/AWSReservedSSO_Admin_ReadOnly_0123456789abcdef";
+        assert!(!admin.matches(read_only));
+        assert!(sso("Admin_ReadOnly", "012345678912", "").matches(read_only));
+        assert!(!admin.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_Admin_"));
+    }
+
+    #[test]
+    fn role_mapping_validation() {
+        let none = RoleMapping::default();
+        assert_eq!(
+            none.validate().unwrap_err().to_string(),
+            "one of rolearn or SSO must be supplied"
+        );
+        let both = RoleMapping {
+            rolearn: "arn:aws:iam::012345678912:role/x".into(),
+            sso: Some(sso("Admin", "012345678912", "")),
+            ..Default::default()
+        };
+        assert_eq!(
+            both.validate().unwrap_err().to_string(),
+            "only one of rolearn or SSO can be supplied"
+        );
+        assert_eq!(
+            UserMapping::default().validate().unwrap_err().to_string(),
+            "value for userarn must be supplied"
+        );
+    }
+
+    #[test]
+    fn role_and_user_keys() {
+        let r = RoleMapping {
+            rolearn: "arn:aws:iam::012345678912:role/Team/Admin".into(),
+            ..Default::default()
+        };
+        assert_eq!(r.key(), "arn:aws:iam::012345678912:role/team/admin");
+        assert_eq!(
+            role_arn_key(&r.rolearn).unwrap(),
+            "arn:aws:iam::012345678912:role/admin"
+        );
+        assert!(r.matches("arn:aws:iam::012345678912:role/Admin", false));
+        assert!(!r.matches("arn:aws:iam::012345678912:role/Team", false));
+        assert_eq!(
+            role_arn_key("arn:aws:sts::012345678912:assumed-role/Admin/s").unwrap(),
+            "arn:aws:iam::012345678912:role/admin"
+        );
+        assert!(role_arn_key("not an arn").is_err());
+        let u = UserMapping {
+            userarn: "arn:aws:iam::012345678912:user/Path/Alice".into(),
+            ..Default::default()
+        };
+        assert_eq!(u.key(), "arn:aws:iam::012345678912:user/Path/Alice");
+        assert!(u.matches("arn:aws:iam::012345678912:user/path/alice"));
+        assert!(!u.matches("arn:aws:iam::012345678912:user/alice"));
+        assert_eq!(
+            user_arn_key(&u.userarn).unwrap(),
+            "arn:aws:iam::012345678912:user/path/alice"
+        );
     }
 }

@@ -1,1 +1,778 @@
-//! (being built)
+//! The ordered chain of mapping backends and upstream's mapping algorithm
+//! (`doMapping` in `pkg/server/server.go`).
+//!
+//! For each backend, in `--backend-mode` order:
+//! 1. a mapping is found → render the username and groups (render error → deny), check
+//!    the backend's reserved username prefixes (match → deny), and answer; no later
+//!    backend is asked;
+//! 2. a backend error other than "not mapped" is collected;
+//! 3. the caller's account is in this backend's `mapAccounts` → the username is the
+//!    canonical ARN, no groups. This runs inside the loop, so an account listed in an
+//!    earlier backend wins over an explicit mapping in a later one (kept as upstream).
+//!
+//! Nothing found → deny with the collected errors, or `identity is not mapped`.
+//!
+//! With `server.dynamicBackendModePath` the chain follows that JSON file
+//! (`{"backendMode":"MountedFile DynamicFile",…}`) and is rebuilt when it names other
+//! backends; an invalid or empty list is ignored (the current chain stays), and deleting
+//! the file returns to `server.backendMode`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::dynamic_file::{DynamicFileMapper, Event, FileWatch, POLL_INTERVAL, e2e_latency};
+use super::file::FileMapper;
+use super::template::{self, RenderError};
+use super::{MapError, Mapper};
+use crate::config::file::lowercase_keys;
+use crate::config::types::BackendMode;
+use crate::config::{ServerConfig, aggregate, validate_backend_modes};
+use crate::ec2::{self, PrivateDnsLookup};
+use crate::identity::Identity;
+use crate::metrics::{self, BackendLabel, TypeLabel};
+
+/// Why the chain could not be built. `Display` is upstream's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A backend could not be created or started.
+    #[error("failed to build mapper chain: backend-mode {:?} creation failed: {message}", mode.name())]
+    Backend {
+        /// The backend.
+        mode: BackendMode,
+        /// Why.
+        message: String,
+    },
+    /// The EC2 lookup for `{{EC2PrivateDNSName}}` could not be set up.
+    #[error("failed to build mapper chain: ec2 provider: {0}")]
+    Ec2(String),
+}
+
+/// A mapped identity: what the TokenReview reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedUser {
+    /// The rendered Kubernetes username.
+    pub username: String,
+    /// The rendered Kubernetes groups (empty for `mapAccounts` matches).
+    pub groups: Vec<String>,
+}
+
+/// A mapping failure: the caller is denied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Denied {
+    /// Why, in upstream's words (logged; the deny TokenReview itself carries no text).
+    pub reason: String,
+}
+
+impl Denied {
+    /// Upstream's text when no backend knows the identity.
+    pub const NOT_MAPPED: &'static str = "identity is not mapped";
+
+    /// The `result` label of `authenticate_latency_seconds` for every mapping failure
+    /// (upstream's spelling, kept so dashboards keep working).
+    pub fn metric_label(&self) -> &'static str {
+        "uknown_user"
+    }
+}
+
+type Mappers = Arc<Vec<Arc<dyn Mapper>>>;
+
+#[derive(Debug)]
+struct Inner {
+    /// For rebuilding on a backend-mode change; `None` for a fixed chain.
+    config: Option<ServerConfig>,
+    reserved: BTreeMap<BackendMode, Vec<String>>,
+    lookup: Option<Arc<dyn PrivateDnsLookup>>,
+    mappers: RwLock<Mappers>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.watcher.lock()
+            && let Some(task) = w.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The backends in order, with the reserved prefixes and the EC2 lookup. Cheap to
+/// clone (shared state); lookups never wait for a rebuild.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    inner: Arc<Inner>,
+}
+
+/// Creates (and starts) the backends for `modes`.
+async fn build_mappers(config: &ServerConfig, modes: &[BackendMode]) -> Result<Mappers, Error> {
+    let mut out: Vec<Arc<dyn Mapper>> = Vec::with_capacity(modes.len());
+    for &mode in modes {
+        info!(mapper = mode.name(), "starting mapper {:?}", mode.name());
+        let fail = |message: String| Error::Backend { mode, message };
+        let mapper: Arc<dyn Mapper> = match mode {
+            BackendMode::MountedFile => {
+                Arc::new(FileMapper::new(config).map_err(|e| fail(e.to_string()))?)
+            }
+            BackendMode::DynamicFile => DynamicFileMapper::start(config)
+                .await
+                .map_err(|e| fail(e.to_string()))?,
+            BackendMode::EksConfigMap => super::configmap::start(config).await.map_err(fail)?,
+            BackendMode::Crd => super::crd::start(config).await.map_err(fail)?,
+        };
+        out.push(mapper);
+    }
+    Ok(Arc::new(out))
+}
+
+/// Sets `dynamic_file_enabled` and `dynamic_file_only` for the chain `modes`.
+// upstream: pkg/server/server.go sets these gauges to 1 and never back to 0; we set
+// both on every (re)build, so they describe the chain in force.
+fn set_gauges(modes: &[BackendMode]) {
+    let m = metrics::global();
+    let enabled = modes.contains(&BackendMode::DynamicFile);
+    m.dynamic_file_enabled.set(i64::from(enabled));
+    m.dynamic_file_only
+        .set(i64::from(modes == [BackendMode::DynamicFile]));
+}
+
+/// The dynamic backend-mode file, keys lower-cased.
+#[derive(Debug, Deserialize)]
+struct BackendModeFile {
+    #[serde(default)]
+    backendmode: String,
+    #[serde(default)]
+    lastupdateddatetime: Option<serde_json::Value>,
+}
+
+/// Parses the dynamic backend-mode file into valid modes (non-empty, known, distinct)
+/// and its `LastUpdatedDateTime`.
+fn parse_backend_mode_file(bytes: &[u8]) -> Result<(Vec<BackendMode>, Option<String>), String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let file: BackendModeFile =
+        serde_json::from_value(lowercase_keys(value)).map_err(|e| e.to_string())?;
+    let names: Vec<String> = file
+        .backendmode
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    // upstream: pkg/server/server.go skips the duplicate check on this path; we apply the
+    // same validation as --backend-mode.
+    let (modes, _) = validate_backend_modes(&names).map_err(|e| e.to_string())?;
+    let last = file.lastupdateddatetime.and_then(|v| match v {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    Ok((modes, last))
+}
+
+impl Chain {
+    /// Builds and starts the backends of `config` (or of the dynamic backend-mode file,
+    /// when it exists and is valid), and follows that file if configured.
+    pub async fn build(config: &ServerConfig) -> Result<Chain, Error> {
+        let lookup = ec2::from_config(config).await.map_err(Error::Ec2)?;
+        let mut modes = config.backend_modes.clone();
+        let mut watch = None;
+        if let Some(path) = &config.dynamic_backend_mode_path {
+            let mut w = FileWatch::new(path.clone());
+            if let Some(Event::Changed(bytes)) = w.check().await {
+                match parse_backend_mode_file(&bytes) {
+                    Ok((m, _)) => modes = m,
+                    Err(e) => warn!(
+                        path = %path.display(),
+                        error = %e,
+                        "dynamic backend mode file ignored; using server.backendMode"
+                    ),
+                }
+            }
+            watch = Some(w);
+        }
+        let mappers = build_mappers(config, &modes).await?;
+        set_gauges(&modes);
+        let chain = Chain {
+            inner: Arc::new(Inner {
+                config: Some(config.clone()),
+                reserved: config.reserved_prefixes.clone(),
+                lookup,
+                mappers: RwLock::new(mappers),
+                watcher: Mutex::new(None),
+            }),
+        };
+        if let Some(w) = watch {
+            let task = tokio::spawn(watch_backend_modes(Arc::downgrade(&chain.inner), w));
+            if let Ok(mut slot) = chain.inner.watcher.lock() {
+                *slot = Some(task);
+            }
+        }
+        Ok(chain)
+    }
+
+    /// A fixed chain of ready-made backends (no backend-mode file), for embedding and
+    /// tests.
+    pub fn from_mappers(
+        mappers: Vec<Arc<dyn Mapper>>,
+        reserved: BTreeMap<BackendMode, Vec<String>>,
+        lookup: Option<Arc<dyn PrivateDnsLookup>>,
+    ) -> Chain {
+        Chain {
+            inner: Arc::new(Inner {
+                config: None,
+                reserved,
+                lookup,
+                mappers: RwLock::new(Arc::new(mappers)),
+                watcher: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn mappers(&self) -> Mappers {
+        self.inner.current()
+    }
+
+    /// The backends in force, in order.
+    pub fn modes(&self) -> Vec<BackendMode> {
+        self.mappers().iter().map(|m| m.mode()).collect()
+    }
+
+    /// Whether every backend has loaded its source at least once.
+    pub fn is_ready(&self) -> bool {
+        self.mappers().iter().all(|m| m.is_ready())
+    }
+
+    /// Maps `identity` with upstream's algorithm (see the module docs).
+    pub async fn map(&self, identity: &Identity) -> Result<MappedUser, Denied> {
+        let mappers = self.mappers();
+        let lookup = self.inner.lookup.as_deref();
+        let mut errors = Vec::new();
+        for m in mappers.iter() {
+            let name = m.mode().name();
+            match m.map(identity) {
+                Ok(mapping) => {
+                    let render_denied = |what: &str, t: &str, e: RenderError| Denied {
+                        reason: format!(
+                            "mapper {name} renderTemplates error: error rendering {what} template {t:?}: {e}"
+                        ),
+                    };
+                    let username = template::render(&mapping.username, identity, lookup)
+                        .await
+                        .map_err(|e| render_denied("username", &mapping.username, e))?;
+                    let mut groups = Vec::with_capacity(mapping.groups.len());
+                    for g in &mapping.groups {
+                        groups.push(
+                            template::render(g, identity, lookup)
+                                .await
+                                .map_err(|e| render_denied("group", g, e))?,
+                        );
+                    }
+                    if let Some(prefixes) = self.inner.reserved.get(&m.mode())
+                        && prefixes
+                            .iter()
+                            .any(|p| !p.is_empty() && username.starts_with(p.as_str()))
+                    {
+                        // The doubled "with" is upstream's text, kept so existing log
+                        // searches and alerts keep matching.
+                        return Err(Denied {
+                            reason: format!(
+                                "invalid username '{username}' for mapper {name}: username must not begin with with the following prefixes: [{}]",
+                                prefixes.join(" ")
+                            ),
+                        });
+                    }
+                    return Ok(MappedUser { username, groups });
+                }
+                Err(MapError::NotMapped) => {}
+                Err(e) => errors.push(format!("mapper {name} Map error: {e}")),
+            }
+            if m.is_account_allowed(&identity.account_id) {
+                return Ok(MappedUser {
+                    username: identity.canonical_arn.clone(),
+                    groups: Vec::new(),
+                });
+            }
+        }
+        Err(Denied {
+            reason: if errors.is_empty() {
+                Denied::NOT_MAPPED.to_owned()
+            } else {
+                aggregate(&errors)
+            },
+        })
+    }
+}
+
+impl Inner {
+    fn current(&self) -> Mappers {
+        match self.mappers.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn install(&self, mappers: Mappers) {
+        match self.mappers.write() {
+            Ok(mut g) => *g = mappers,
+            Err(poisoned) => *poisoned.into_inner() = mappers,
+        }
+    }
+
+    /// Rebuilds the chain for `modes` unless it already is that chain. A failure keeps
+    /// the current chain.
+    async fn switch_to(&self, modes: Vec<BackendMode>, last_updated: Option<String>) {
+        let Some(config) = &self.config else { return };
+        let current: Vec<BackendMode> = self.current().iter().map(|m| m.mode()).collect();
+        if current == modes {
+            return;
+        }
+        let names = |ms: &[BackendMode]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(" ");
+        match build_mappers(config, &modes).await {
+            Ok(mappers) => {
+                self.install(mappers);
+                set_gauges(&modes);
+                info!(from = %names(&current), to = %names(&modes), "backend modes changed; mapper chain rebuilt");
+                if let Some(latency) = last_updated.as_deref().and_then(e2e_latency) {
+                    metrics::global()
+                        .dynamic_e2e_latency
+                        .get_or_create(&TypeLabel {
+                            r#type: "dynamic_backend_mode".to_owned(),
+                        })
+                        .observe(latency);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, to = %names(&modes), "could not switch backend modes; the current chain stays");
+                count_mode_failure();
+            }
+        }
+    }
+}
+
+fn count_mode_failure() {
+    metrics::global()
+        .mapping_reload_failures
+        .get_or_create(&BackendLabel {
+            backend: "DynamicBackendMode".to_owned(),
+        })
+        .inc();
+}
+
+async fn watch_backend_modes(inner: Weak<Inner>, mut watch: FileWatch) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(event) = watch.check().await else {
+            if inner.strong_count() == 0 {
+                return;
+            }
+            continue;
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(config) = inner.config.as_ref() else {
+            return;
+        };
+        match event {
+            Event::Changed(bytes) => match parse_backend_mode_file(&bytes) {
+                Ok((modes, last)) => inner.switch_to(modes, last).await,
+                Err(e) => {
+                    warn!(error = %e, "dynamic backend mode file rejected; the current chain stays");
+                    count_mode_failure();
+                }
+            },
+            Event::Deleted => {
+                info!("dynamic backend mode file deleted; returning to server.backendMode");
+                let modes = config.backend_modes.clone();
+                inner.switch_to(modes, None).await;
+            }
+            Event::Unreadable(e) => {
+                warn!(error = %e, "dynamic backend mode file unreadable; the current chain stays");
+                count_mode_failure();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::types::BackendMode::{Crd, DynamicFile, EksConfigMap, MountedFile};
+    use crate::mapper::IdentityMapping;
+
+    /// A backend answering from a fixed table.
+    #[derive(Debug)]
+    struct Fake {
+        mode: BackendMode,
+        /// canonical ARN → (username, groups) or a refusal.
+        entries: Vec<(
+            &'static str,
+            Result<(&'static str, Vec<&'static str>), &'static str>,
+        )>,
+        accounts: Vec<&'static str>,
+    }
+
+    impl Mapper for Fake {
+        fn mode(&self) -> BackendMode {
+            self.mode
+        }
+        fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
+            match self
+                .entries
+                .iter()
+                .find(|(arn, _)| *arn == identity.canonical_arn)
+            {
+                Some((arn, Ok((u, g)))) => Ok(IdentityMapping {
+                    key: arn.to_string(),
+                    username: u.to_string(),
+                    groups: g.iter().map(|s| s.to_string()).collect(),
+                }),
+                Some((_, Err(e))) => Err(MapError::Refused(e.to_string())),
+                None => Err(MapError::NotMapped),
+            }
+        }
+        fn is_account_allowed(&self, account: &str) -> bool {
+            self.accounts.contains(&account)
+        }
+    }
+
+    fn fake(
+        mode: BackendMode,
+        entries: Vec<(
+            &'static str,
+            Result<(&'static str, Vec<&'static str>), &'static str>,
+        )>,
+        accounts: Vec<&'static str>,
+    ) -> Arc<dyn Mapper> {
+        Arc::new(Fake {
+            mode,
+            entries,
+            accounts,
+        })
+    }
+
+    const ALICE: &str = "arn:aws:iam::123456789012:role/Alice";
+    const BOB: &str = "arn:aws:iam::123456789012:user/Bob";
+
+    fn identity(arn: &str, account: &str) -> Identity {
+        Identity {
+            arn: arn.into(),
+            canonical_arn: arn.into(),
+            account_id: account.into(),
+            user_id: "AROAEXAMPLE".into(),
+            session_name: "alice@example.com".into(),
+            access_key_id: "ASIAKEY".into(),
+            ..Default::default()
+        }
+    }
+
+    fn reserved() -> BTreeMap<BackendMode, Vec<String>> {
+        let list: Vec<String> = ["aws:", "eks:", "amazon:", "iam:", "system:", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        [(MountedFile, list.clone()), (DynamicFile, list)].into()
+    }
+
+    fn ok(u: &str, g: &[&str]) -> Result<MappedUser, Denied> {
+        Ok(MappedUser {
+            username: u.into(),
+            groups: g.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn denied(reason: &str) -> Result<MappedUser, Denied> {
+        Err(Denied {
+            reason: reason.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn do_mapping_table() {
+        let cases: Vec<(
+            &str,
+            Vec<Arc<dyn Mapper>>,
+            Identity,
+            Result<MappedUser, Denied>,
+        )> = vec![
+            (
+                "first backend wins",
+                vec![
+                    fake(
+                        MountedFile,
+                        vec![(ALICE, Ok(("first", vec!["g1"])))],
+                        vec![],
+                    ),
+                    fake(DynamicFile, vec![(ALICE, Ok(("second", vec![])))], vec![]),
+                ],
+                identity(ALICE, "123456789012"),
+                ok("first", &["g1"]),
+            ),
+            (
+                "order is the configured order",
+                vec![
+                    fake(DynamicFile, vec![(ALICE, Ok(("second", vec![])))], vec![]),
+                    fake(
+                        MountedFile,
+                        vec![(ALICE, Ok(("first", vec!["g1"])))],
+                        vec![],
+                    ),
+                ],
+                identity(ALICE, "123456789012"),
+                ok("second", &[]),
+            ),
+            (
+                "later backend is asked when the first does not know the identity",
+                vec![
+                    fake(MountedFile, vec![], vec![]),
+                    fake(DynamicFile, vec![(BOB, Ok(("bob", vec!["devs"])))], vec![]),
+                ],
+                identity(BOB, "123456789012"),
+                ok("bob", &["devs"]),
+            ),
+            (
+                "account in an earlier backend wins over a later explicit mapping",
+                vec![
+                    fake(MountedFile, vec![], vec!["123456789012"]),
+                    fake(DynamicFile, vec![(ALICE, Ok(("alice", vec!["g"])))], vec![]),
+                ],
+                identity(ALICE, "123456789012"),
+                ok(ALICE, &[]),
+            ),
+            (
+                "explicit mapping in the same backend wins over its account",
+                vec![fake(
+                    MountedFile,
+                    vec![(ALICE, Ok(("alice", vec!["g"])))],
+                    vec!["123456789012"],
+                )],
+                identity(ALICE, "123456789012"),
+                ok("alice", &["g"]),
+            ),
+            (
+                "account in a later backend",
+                vec![
+                    fake(MountedFile, vec![], vec![]),
+                    fake(DynamicFile, vec![], vec!["123456789012"]),
+                ],
+                identity(ALICE, "123456789012"),
+                ok(ALICE, &[]),
+            ),
+            (
+                "unmapped",
+                vec![fake(MountedFile, vec![], vec!["999999999999"])],
+                identity(ALICE, "123456789012"),
+                denied("identity is not mapped"),
+            ),
+            (
+                "no backends",
+                vec![],
+                identity(ALICE, "123456789012"),
+                denied("identity is not mapped"),
+            ),
+            (
+                "a refusal is collected and the chain goes on",
+                vec![
+                    fake(
+                        DynamicFile,
+                        vec![(ALICE, Err("ARN does not match User ID"))],
+                        vec![],
+                    ),
+                    fake(MountedFile, vec![(ALICE, Ok(("alice", vec![])))], vec![]),
+                ],
+                identity(ALICE, "123456789012"),
+                ok("alice", &[]),
+            ),
+            (
+                "a refusal in the same backend does not stop its account fallback",
+                vec![fake(
+                    DynamicFile,
+                    vec![(ALICE, Err("ARN does not match User ID"))],
+                    vec!["123456789012"],
+                )],
+                identity(ALICE, "123456789012"),
+                ok(ALICE, &[]),
+            ),
+            (
+                "one refusal",
+                vec![fake(
+                    DynamicFile,
+                    vec![(ALICE, Err("ARN does not match User ID"))],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                denied("mapper DynamicFile Map error: ARN does not match User ID"),
+            ),
+            (
+                "refusals are aggregated",
+                vec![
+                    fake(DynamicFile, vec![(ALICE, Err("nope"))], vec![]),
+                    fake(Crd, vec![(ALICE, Err("no way"))], vec![]),
+                ],
+                identity(ALICE, "123456789012"),
+                denied("[mapper DynamicFile Map error: nope, mapper CRD Map error: no way]"),
+            ),
+            (
+                "templates are rendered",
+                vec![fake(
+                    MountedFile,
+                    vec![(
+                        ALICE,
+                        Ok((
+                            "u:{{SessionName}}",
+                            vec!["{{AccountID}}", "{{SessionNameRaw}}"],
+                        )),
+                    )],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                ok(
+                    "u:alice-example.com",
+                    &["123456789012", "alice@example.com"],
+                ),
+            ),
+            (
+                "username render error denies, no fallthrough",
+                vec![
+                    fake(
+                        MountedFile,
+                        vec![(ALICE, Ok(("{{EC2PrivateDNSName}}", vec![])))],
+                        vec![],
+                    ),
+                    fake(DynamicFile, vec![(ALICE, Ok(("alice", vec![])))], vec![]),
+                ],
+                identity(ALICE, "123456789012"),
+                denied(
+                    "mapper MountedFile renderTemplates error: error rendering username template \"{{EC2PrivateDNSName}}\": SessionName did not contain an instance id",
+                ),
+            ),
+            (
+                "group render error denies",
+                vec![fake(
+                    MountedFile,
+                    vec![(ALICE, Ok(("alice", vec!["node:{{EC2PrivateDNSName}}"])))],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                denied(
+                    "mapper MountedFile renderTemplates error: error rendering group template \"node:{{EC2PrivateDNSName}}\": SessionName did not contain an instance id",
+                ),
+            ),
+            (
+                "reserved prefix system: denies, no fallthrough",
+                vec![
+                    fake(
+                        MountedFile,
+                        vec![(ALICE, Ok(("system:masters", vec![])))],
+                        vec![],
+                    ),
+                    fake(Crd, vec![(ALICE, Ok(("alice", vec![])))], vec![]),
+                ],
+                identity(ALICE, "123456789012"),
+                denied(
+                    "invalid username 'system:masters' for mapper MountedFile: username must not begin with with the following prefixes: [aws: eks: amazon: iam: system: ]",
+                ),
+            ),
+            (
+                "reserved prefix eks:",
+                vec![fake(
+                    DynamicFile,
+                    vec![(ALICE, Ok(("eks:test", vec![])))],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                denied(
+                    "invalid username 'eks:test' for mapper DynamicFile: username must not begin with with the following prefixes: [aws: eks: amazon: iam: system: ]",
+                ),
+            ),
+            (
+                "test is not reserved",
+                vec![fake(
+                    MountedFile,
+                    vec![(ALICE, Ok(("test", vec![])))],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                ok("test", &[]),
+            ),
+            (
+                "eksb:test is not reserved",
+                vec![fake(
+                    MountedFile,
+                    vec![(ALICE, Ok(("eksb:test", vec![])))],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                ok("eksb:test", &[]),
+            ),
+            (
+                "prefixes apply per backend",
+                vec![fake(
+                    EksConfigMap,
+                    vec![(ALICE, Ok(("system:masters", vec![])))],
+                    vec![],
+                )],
+                identity(ALICE, "123456789012"),
+                ok("system:masters", &[]),
+            ),
+            (
+                "prefixes are checked on the rendered username",
+                vec![fake(
+                    MountedFile,
+                    vec![(ALICE, Ok(("{{AccountID}}", vec![])))],
+                    vec![],
+                )],
+                identity(ALICE, "system:x"),
+                denied(
+                    "invalid username 'system:x' for mapper MountedFile: username must not begin with with the following prefixes: [aws: eks: amazon: iam: system: ]",
+                ),
+            ),
+            (
+                "account fallback skips the reserved-prefix check",
+                vec![fake(MountedFile, vec![], vec!["123456789012"])],
+                identity("system:odd", "123456789012"),
+                ok("system:odd", &[]),
+            ),
+        ];
+        for (name, mappers, id, want) in cases {
+            let chain = Chain::from_mappers(mappers, reserved(), None);
+            assert_eq!(chain.map(&id).await, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn denied_metric_label_is_upstreams() {
+        let d = Denied { reason: "x".into() };
+        assert_eq!(d.metric_label(), "uknown_user");
+        assert_eq!(d.to_string(), "x");
+    }
+
+    #[test]
+    fn backend_mode_file() {
+        let (modes, last) = parse_backend_mode_file(
+            br#"{"BackendMode":"MountedFile DynamicFile","LastUpdatedDateTime":"1"}"#,
+        )
+        .unwrap();
+        assert_eq!(modes, [MountedFile, DynamicFile]);
+        assert_eq!(last.as_deref(), Some("1"));
+        assert!(parse_backend_mode_file(br#"{"backendMode":""}"#).is_err());
+        assert!(parse_backend_mode_file(br#"{"backendMode":"Nope"}"#).is_err());
+        assert!(parse_backend_mode_file(br#"{"backendMode":"CRD CRD"}"#).is_err());
+        assert!(parse_backend_mode_file(b"{").is_err());
+    }
+
+    #[test]
+    fn build_error_text() {
+        let e = Error::Backend {
+            mode: EksConfigMap,
+            message: "boom".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "failed to build mapper chain: backend-mode \"EKSConfigMap\" creation failed: boom"
+        );
+    }
+}

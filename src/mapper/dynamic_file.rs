@@ -1,1 +1,511 @@
-//! (being built)
+//! DynamicFile: the EKS "access entries" JSON file at `server.dynamicfilepath`
+//! (upstream `pkg/mapper/dynamicfile/`), followed while the server runs.
+//!
+//! ```json
+//! {"LastUpdatedDateTime":"1700000000","Version":"7",
+//!  "mapRoles":[{"rolearn":"arn:aws:iam::123456789012:role/Admin","userid":"AROA…","username":"admin","groups":["system:masters"]}],
+//!  "mapUsers":[…], "mapAccounts":["123456789012"]}
+//! ```
+//!
+//! Keys are matched case-insensitively, as Go's `encoding/json` does. With
+//! `server.dynamicfileUserIDStrict` entries are keyed by `userid` (the role's or user's
+//! unique id, which a deleted-and-recreated role does not keep) and an entry's ARN, if
+//! given, must also match the caller's.
+//!
+//! A file that is not valid JSON, or has an entry without a key, is rejected whole: the
+//! last good mappings stay in force, a warning says why, and
+//! `dynamicfile_failures_total` and `mapping_reload_failures_total{backend}` count it.
+//! Deleting the file clears the mappings; creating it again loads it.
+//!
+//! The file is polled (every [`POLL_INTERVAL`]: size, modification and change times,
+//! inode), so in-place writes and editors' atomic replace (write a temp file, rename it
+//! over) are both picked up within a second, with no platform file-notification API.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::{IdentityMapping, MapError, Mapper};
+use crate::config::ServerConfig;
+use crate::config::file::lowercase_keys;
+use crate::config::types::{
+    BackendMode, MappingError, RoleMapping, UserMapping, role_arn_key, user_arn_key,
+};
+use crate::identity::Identity;
+use crate::metrics::{self, BackendLabel, TypeLabel};
+
+/// How often watched files are checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Upstream's text for an entry without a key in strict mode (roles).
+const ROLE_KEY_MISSING: &str =
+    "value for rolearn or userid(if dynamicfileUserIDStrict = true) must be supplied";
+/// Upstream's text for an entry without a key in strict mode (users).
+const USER_KEY_MISSING: &str =
+    "value for userarn or userid(if dynamicfileUserIDStrict = true) must be supplied";
+/// Upstream's text when a strict-mode entry's ARN is not the caller's.
+pub const ARN_MISMATCH: &str = "ARN does not match User ID";
+
+/// Why the backend could not start or a file version was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `server.dynamicfilepath` is not set.
+    #[error("server.dynamicfilepath is not set")]
+    NoPath,
+    /// The file is not valid JSON of the expected shape.
+    #[error("could not parse dynamic file {path}: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// An entry is unusable; the whole version is rejected.
+    #[error("dynamic file {path}: {entry}: {message}")]
+    Entry {
+        /// The file.
+        path: PathBuf,
+        /// Which entry, e.g. `mapRoles[2]`.
+        entry: String,
+        /// What is wrong (upstream's text where it has one).
+        message: String,
+    },
+    /// The file exists but could not be read.
+    #[error("could not read dynamic file {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+}
+
+/// The file's shape, after its keys were lower-cased.
+#[derive(Debug, Deserialize)]
+struct FileData {
+    #[serde(default)]
+    lastupdateddatetime: Option<serde_json::Value>,
+    #[serde(default)]
+    maproles: Option<Vec<RoleMapping>>,
+    #[serde(default)]
+    mapusers: Option<Vec<UserMapping>>,
+    #[serde(default)]
+    mapaccounts: Option<Vec<String>>,
+}
+
+/// One accepted version of the file.
+#[derive(Debug, Default)]
+struct Maps {
+    roles: HashMap<String, RoleMapping>,
+    users: HashMap<String, UserMapping>,
+    accounts: Vec<String>,
+}
+
+/// Parses one version of the file: every entry must have its key, or the version is
+/// rejected. Returns the maps and `LastUpdatedDateTime`, if any.
+fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Maps, Option<String>), Error> {
+    let json_err = |message: String| Error::Json {
+        path: path.to_owned(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| json_err(e.to_string()))?;
+    let data: FileData =
+        serde_json::from_value(lowercase_keys(value)).map_err(|e| json_err(e.to_string()))?;
+    let entry_err = |entry: String, message: String| Error::Entry {
+        path: path.to_owned(),
+        entry,
+        message,
+    };
+    let mut maps = Maps::default();
+    for (i, m) in data.maproles.unwrap_or_default().into_iter().enumerate() {
+        let key = if strict {
+            m.userid.clone()
+        } else if m.rolearn.is_empty() {
+            String::new()
+        } else {
+            // upstream: pkg/mapper/dynamicfile keys by the canonical ARN with its path, so
+            // a role with a path never matches; we strip the path as MountedFile does.
+            role_arn_key(&m.rolearn)
+                .map_err(|e: MappingError| entry_err(format!("mapRoles[{i}]"), e.to_string()))?
+        };
+        if key.is_empty() {
+            return Err(entry_err(
+                format!("mapRoles[{i}]"),
+                ROLE_KEY_MISSING.to_owned(),
+            ));
+        }
+        // The first entry for a key wins, as in MountedFile.
+        maps.roles.entry(key).or_insert(m);
+    }
+    for (i, m) in data.mapusers.unwrap_or_default().into_iter().enumerate() {
+        let key = if strict {
+            m.userid.clone()
+        } else if m.userarn.is_empty() {
+            String::new()
+        } else {
+            user_arn_key(&m.userarn)
+                .map_err(|e: MappingError| entry_err(format!("mapUsers[{i}]"), e.to_string()))?
+        };
+        if key.is_empty() {
+            return Err(entry_err(
+                format!("mapUsers[{i}]"),
+                USER_KEY_MISSING.to_owned(),
+            ));
+        }
+        maps.users.entry(key).or_insert(m);
+    }
+    maps.accounts = data.mapaccounts.unwrap_or_default();
+    let last_updated = data.lastupdateddatetime.and_then(|v| match v {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    Ok((maps, last_updated))
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+impl Fingerprint {
+    fn of(md: &std::fs::Metadata) -> Self {
+        Self {
+            len: md.len(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
+            ino: md.ino(),
+            dev: md.dev(),
+        }
+    }
+}
+
+/// A change seen by [`FileWatch::check`].
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The file appeared or changed: its new contents.
+    Changed(Vec<u8>),
+    /// The file was there and is gone.
+    Deleted,
+    /// The file changed but could not be read.
+    Unreadable(String),
+}
+
+/// Polls one file for changes (see the module docs).
+#[derive(Debug)]
+pub(crate) struct FileWatch {
+    path: PathBuf,
+    last: Option<Fingerprint>,
+}
+
+impl FileWatch {
+    /// A watch that reports the file's current contents at the first check.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path, last: None }
+    }
+
+    /// Checks the file once.
+    pub(crate) async fn check(&mut self) -> Option<Event> {
+        let md = match tokio::fs::metadata(&self.path).await {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.last.take().map(|_| Event::Deleted);
+            }
+            Err(e) => return self.unreadable(None, e.to_string()),
+        };
+        let fp = Fingerprint::of(&md);
+        if self.last == Some(fp) {
+            return None;
+        }
+        let bytes = match tokio::fs::read(&self.path).await {
+            Ok(b) => b,
+            // Removed between stat and read: the next check reports the deletion.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => return self.unreadable(Some(fp), e.to_string()),
+        };
+        // A writer still at work (truncate, then write): look again at the next tick
+        // rather than reject a torn read.
+        match tokio::fs::metadata(&self.path).await {
+            Ok(after) if Fingerprint::of(&after) == fp => {}
+            _ => return None,
+        }
+        self.last = Some(fp);
+        Some(Event::Changed(bytes))
+    }
+
+    fn unreadable(&mut self, fp: Option<Fingerprint>, message: String) -> Option<Event> {
+        // Report an unreadable version once, not at every tick.
+        if fp.is_some() && self.last == fp {
+            return None;
+        }
+        self.last = fp;
+        Some(Event::Unreadable(message))
+    }
+}
+
+/// Seconds since `LastUpdatedDateTime` (unix seconds), for `dynamic_e2e_latency_seconds`.
+pub(crate) fn e2e_latency(last_updated: &str) -> Option<f64> {
+    let then: i64 = last_updated.trim().parse().ok()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some((now - then as f64).max(0.0))
+}
+
+/// The state the watch task and lookups share.
+#[derive(Debug)]
+struct State {
+    path: PathBuf,
+    strict: bool,
+    maps: RwLock<Arc<Maps>>,
+    ready: AtomicBool,
+    loaded_once: AtomicBool,
+}
+
+impl State {
+    fn maps(&self) -> Arc<Maps> {
+        match self.maps.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn set_maps(&self, maps: Maps) {
+        let maps = Arc::new(maps);
+        match self.maps.write() {
+            Ok(mut g) => *g = maps,
+            Err(poisoned) => *poisoned.into_inner() = maps,
+        }
+    }
+
+    fn reject(&self, why: &Error) {
+        warn!(
+            path = %self.path.display(),
+            error = %why,
+            "dynamic file rejected; the last good mappings stay in force"
+        );
+        let m = metrics::global();
+        m.dynamicfile_failures.inc();
+        m.mapping_reload_failures
+            .get_or_create(&BackendLabel {
+                backend: BackendMode::DynamicFile.name().to_owned(),
+            })
+            .inc();
+    }
+
+    fn apply(&self, event: Event) {
+        match event {
+            Event::Changed(bytes) => match parse(&self.path, &bytes, self.strict) {
+                Ok((maps, last_updated)) => {
+                    info!(
+                        path = %self.path.display(),
+                        roles = maps.roles.len(),
+                        users = maps.users.len(),
+                        accounts = maps.accounts.len(),
+                        "loaded dynamic file"
+                    );
+                    self.set_maps(maps);
+                    // Upstream skips the latency of the first load (it measures the
+                    // file's age, not a propagation delay).
+                    let first = !self.loaded_once.swap(true, Ordering::SeqCst);
+                    if !first && let Some(latency) = last_updated.as_deref().and_then(e2e_latency) {
+                        metrics::global()
+                            .dynamic_e2e_latency
+                            .get_or_create(&TypeLabel {
+                                r#type: "dynamic_file".to_owned(),
+                            })
+                            .observe(latency);
+                    }
+                }
+                Err(e) => self.reject(&e),
+            },
+            Event::Deleted => {
+                info!(path = %self.path.display(), "dynamic file deleted; mappings cleared");
+                self.set_maps(Maps::default());
+            }
+            Event::Unreadable(message) => self.reject(&Error::Read {
+                path: self.path.clone(),
+                message,
+            }),
+        }
+    }
+}
+
+/// The DynamicFile backend. Dropping it stops its watch task.
+#[derive(Debug)]
+pub struct DynamicFileMapper {
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for DynamicFileMapper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DynamicFileMapper {
+    /// Starts the backend for `server.dynamicfilepath`: loads the file once (a missing
+    /// file means no mappings until it appears), then follows it in a background task.
+    /// Needs a tokio runtime.
+    pub async fn start(config: &ServerConfig) -> Result<Arc<Self>, Error> {
+        let path = config.dynamic_file_path.clone().ok_or(Error::NoPath)?;
+        Ok(Self::start_at(path, config.dynamic_file_user_id_strict).await)
+    }
+
+    /// Starts the backend for the file at `path`.
+    pub async fn start_at(path: PathBuf, strict: bool) -> Arc<Self> {
+        let state = Arc::new(State {
+            path: path.clone(),
+            strict,
+            maps: RwLock::new(Arc::new(Maps::default())),
+            ready: AtomicBool::new(false),
+            loaded_once: AtomicBool::new(false),
+        });
+        let mut watch = FileWatch::new(path);
+        match watch.check().await {
+            Some(event) => state.apply(event),
+            None => info!(
+                path = %state.path.display(),
+                "dynamic file does not exist yet; no mappings until it appears"
+            ),
+        }
+        state.ready.store(true, Ordering::SeqCst);
+        let task = tokio::spawn(watch_loop(Arc::downgrade(&state), watch));
+        Arc::new(Self { state, task })
+    }
+}
+
+async fn watch_loop(state: Weak<State>, mut watch: FileWatch) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(event) = watch.check().await else {
+            if state.strong_count() == 0 {
+                return;
+            }
+            continue;
+        };
+        let Some(state) = state.upgrade() else { return };
+        state.apply(event);
+    }
+}
+
+impl DynamicFileMapper {
+    fn found(
+        &self,
+        identity_arn: &str,
+        mapping_arn: &str,
+        username: &str,
+        groups: &[String],
+    ) -> Result<IdentityMapping, MapError> {
+        if self.state.strict && !mapping_arn.is_empty() {
+            debug!(arn = %identity_arn, "additional arn comparison for IAM arn");
+            // An unparsable ARN is a mismatch too (upstream v0.7.17).
+            let matches = crate::arn::strip_path(&mapping_arn.to_lowercase())
+                .is_ok_and(|stripped| stripped == identity_arn);
+            if !matches {
+                return Err(MapError::Refused(ARN_MISMATCH.to_owned()));
+            }
+        }
+        Ok(IdentityMapping {
+            key: identity_arn.to_owned(),
+            username: username.to_owned(),
+            groups: groups.to_vec(),
+        })
+    }
+}
+
+impl Mapper for DynamicFileMapper {
+    fn mode(&self) -> BackendMode {
+        BackendMode::DynamicFile
+    }
+
+    fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
+        let maps = self.state.maps();
+        let arn = identity.canonical_arn.to_lowercase();
+        let key = if self.state.strict {
+            identity.user_id.as_str()
+        } else {
+            arn.as_str()
+        };
+        if let Some(m) = maps.roles.get(key) {
+            return self.found(&arn, &m.rolearn, &m.username, &m.groups);
+        }
+        if let Some(m) = maps.users.get(key) {
+            return self.found(&arn, &m.userarn, &m.username, &m.groups);
+        }
+        Err(MapError::NotMapped)
+    }
+
+    fn is_account_allowed(&self, account: &str) -> bool {
+        self.state.maps().accounts.iter().any(|a| a == account)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.state.ready.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_missing_keys() {
+        let p = Path::new("/x/access.json");
+        let e = parse(p, br#"{"mapRoles":[{"username":"a"}]}"#, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("dynamic file /x/access.json: mapRoles[0]: {ROLE_KEY_MISSING}")
+        );
+        let e = parse(
+            p,
+            br#"{"mapUsers":[{"userarn":"arn:aws:iam::123456789012:user/a","username":"a"}]}"#,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(USER_KEY_MISSING), "{e}");
+        assert!(parse(p, b"{not json", false).is_err());
+    }
+
+    #[test]
+    fn parse_keys_case_insensitively() {
+        let p = Path::new("a.json");
+        let (maps, last) = parse(
+            p,
+            br#"{"LASTUPDATEDDATETIME":"17","MapRoles":[{"RoleARN":"arn:aws:iam::123456789012:role/Team/Admin","UserName":"admin","Groups":["g"]}],"mapaccounts":["012345678901"]}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(last.as_deref(), Some("17"));
+        let m = maps
+            .roles
+            .get("arn:aws:iam::123456789012:role/admin")
+            .unwrap();
+        assert_eq!(m.username, "admin");
+        assert_eq!(maps.accounts, ["012345678901"]);
+    }
+
+    #[test]
+    fn latency() {
+        assert!(e2e_latency("nope").is_none());
+        assert!(e2e_latency("0").unwrap() > 1.0e9);
+    }
+}
