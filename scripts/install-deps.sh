@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need and a fresh Debian machine may
+# lack: make, file, curl, musl-gcc (aws-lc-sys compiles C for the musl target),
+# Python's venv module, and the Rust standard library for x86_64-unknown-linux-musl.
+# Does nothing when everything is there.
+set -euo pipefail
+
+missing=()
+command -v make >/dev/null || missing+=(make)
+command -v file >/dev/null || missing+=(file)
+command -v curl >/dev/null || missing+=(curl)
+command -v musl-gcc >/dev/null || missing+=(musl-tools)
+if ! command -v python3 >/dev/null; then
+    missing+=(python3 python3-venv)
+elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+
+if ((${#missing[@]})); then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null; then
+            sudo=(sudo)
+        else
+            echo "install-deps: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
+            exit 1
+        fi
+    fi
+    echo "install-deps: installing ${missing[*]}" >&2
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# rust-toolchain.toml names the musl target; older rustups don't install it by themselves.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl
+fi
