@@ -403,15 +403,25 @@ mod tests {
     use crate::config::types::BackendMode::{Crd, DynamicFile, EksConfigMap, MountedFile};
     use crate::mapper::IdentityMapping;
 
+    /// canonical ARN → (username, groups) or a refusal.
+    type FakeEntry = (
+        &'static str,
+        Result<(&'static str, Vec<&'static str>), &'static str>,
+    );
+    /// name, chain, identity, expected answer.
+    type Case = (
+        &'static str,
+        Vec<Arc<dyn Mapper>>,
+        Identity,
+        Result<MappedUser, Denied>,
+    );
+
     /// A backend answering from a fixed table.
     #[derive(Debug)]
     struct Fake {
         mode: BackendMode,
         /// canonical ARN → (username, groups) or a refusal.
-        entries: Vec<(
-            &'static str,
-            Result<(&'static str, Vec<&'static str>), &'static str>,
-        )>,
+        entries: Vec<FakeEntry>,
         accounts: Vec<&'static str>,
     }
 
@@ -441,10 +451,7 @@ mod tests {
 
     fn fake(
         mode: BackendMode,
-        entries: Vec<(
-            &'static str,
-            Result<(&'static str, Vec<&'static str>), &'static str>,
-        )>,
+        entries: Vec<FakeEntry>,
         accounts: Vec<&'static str>,
     ) -> Arc<dyn Mapper> {
         Arc::new(Fake {
@@ -492,12 +499,7 @@ mod tests {
 
     #[tokio::test]
     async fn do_mapping_table() {
-        let cases: Vec<(
-            &str,
-            Vec<Arc<dyn Mapper>>,
-            Identity,
-            Result<MappedUser, Denied>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "first backend wins",
                 vec![
