@@ -57,6 +57,15 @@ pub struct BackendLabel {
     pub backend: String,
 }
 
+/// Labels `backend`, `entry` of `mapping_invalid_entry`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EntryLabels {
+    /// The backend mode name, e.g. `EKSConfigMap`.
+    pub backend: String,
+    /// The skipped entry or unreadable section, e.g. `mapRoles[1]` or `mapUsers`.
+    pub entry: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(DEFAULT_BUCKETS)
 }
@@ -93,6 +102,9 @@ pub struct Metrics {
     pub mapping_reload_failures: Family<BackendLabel, Counter>,
     /// Ours: `mapping_invalid_entries{backend}`: entries skipped in the current source.
     pub mapping_invalid_entries: Family<BackendLabel, Gauge>,
+    /// Ours: `mapping_invalid_entry{backend,entry}`: 1 for each entry (or whole section)
+    /// of the current source that is not in force, so an alert can name it.
+    pub mapping_invalid_entry: Family<EntryLabels, Gauge>,
     /// Ours: `token_cache_hits_total`: reviews answered from the verified-identity cache.
     pub token_cache_hits: Counter,
     /// Ours: `token_cache_misses_total`: reviews that needed an STS call.
@@ -117,6 +129,7 @@ impl Metrics {
             dynamic_file_only: Gauge::default(),
             mapping_reload_failures: Family::default(),
             mapping_invalid_entries: Family::default(),
+            mapping_invalid_entry: Family::default(),
             token_cache_hits: Counter::default(),
             token_cache_misses: Counter::default(),
             ready: Gauge::default(),
@@ -182,6 +195,11 @@ impl Metrics {
             "mapping_invalid_entries",
             "Entries skipped in the current mapping source",
             m.mapping_invalid_entries.clone(),
+        );
+        r.register(
+            "mapping_invalid_entry",
+            "1 for each entry or section of the current mapping source that is not in force",
+            m.mapping_invalid_entry.clone(),
         );
         r.register(
             "token_cache_hits",

@@ -7,7 +7,7 @@ mod fake_k8s;
 use std::time::Duration;
 
 use aws_iam_authenticator::identity::Identity;
-use aws_iam_authenticator::mapper::configmap::ConfigMapMapper;
+use aws_iam_authenticator::mapper::configmap::{ConfigMapMapper, Settings};
 use aws_iam_authenticator::mapper::{MapError, Mapper};
 use aws_iam_authenticator::metrics;
 use fake_k8s::{CONFIGMAPS, FakeKube};
@@ -223,6 +223,13 @@ async fn the_last_good_section_survives_a_bad_edit() {
         text.contains("aws_iam_authenticator_mapping_invalid_entries{backend=\"EKSConfigMap\"}"),
         "{text}"
     );
+    // The metric names what is not in force: the unreadable section and the bad entry.
+    for entry in ["mapRoles", "mapUsers[0]"] {
+        let series = format!(
+            "aws_iam_authenticator_mapping_invalid_entry{{backend=\"EKSConfigMap\",entry=\"{entry}\"}} 1"
+        );
+        assert!(text.contains(&series), "{series} in {text}");
+    }
 
     // A fixed edit applies in full.
     fake.put(
@@ -238,6 +245,12 @@ async fn the_last_good_section_survives_a_bad_edit() {
     })
     .await;
     assert_eq!(m.map(&who(NODE_ROLE)), Err(MapError::NotMapped));
+    // … and the flagged entries are gone.
+    let text = metrics::global().encode();
+    assert!(
+        !text.contains("mapping_invalid_entry{backend=\"EKSConfigMap\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -283,4 +296,89 @@ fn the_shipped_example_parses_cleanly() {
     assert_eq!(auth.roles.len(), 3);
     assert_eq!(auth.users.len(), 1);
     assert_eq!(auth.accounts, ["444455556666"]);
+}
+
+#[tokio::test]
+async fn upstream_fixture_shapes_through_the_api() {
+    let fake = FakeKube::start().await;
+    // aws-auth-space-out-of-place.yaml: the mis-indented group continues the first
+    // scalar; mapUsers `""` and mapAccounts two backticks are empty values.
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "- rolearn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n     - system:nodes\n",
+            "\"\"",
+            "``",
+        ),
+    );
+    let m = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || m.is_ready()).await;
+    assert_eq!(
+        m.map(&who(NODE_ROLE)).unwrap().groups,
+        ["system:bootstrappers - system:nodes"]
+    );
+    assert!(!m.is_account_allowed("555555555555"));
+    assert_eq!(m.map(&who(ADMIN)), Err(MapError::NotMapped));
+    assert_eq!(m.mappings().users.len(), 0);
+}
+
+/// An `aws-auth` with IAM Identity Center roles: permission set `Admin` in the `aws`
+/// partition (implicit), `Admin_ReadOnly`, and `View` in `aws-us-gov` (explicit).
+fn sso_aws_auth() -> Value {
+    aws_auth(
+        "- sso:\n    permissionSetName: Admin\n    accountID: \"555555555555\"\n  username: admin:{{SessionName}}\n  groups: [admins]\n\
+         - sso:\n    permissionSetName: Admin_ReadOnly\n    accountID: \"555555555555\"\n  username: ro:{{SessionName}}\n\
+         - sso:\n    permissionSetName: View\n    accountID: \"555555555555\"\n    partition: aws-us-gov\n  username: gov-view\n",
+        "",
+        "",
+    )
+}
+
+const SSO_ADMIN: &str = "arn:aws:iam::555555555555:role/AWSReservedSSO_Admin_0123456789abcdef";
+const SSO_READONLY: &str =
+    "arn:aws:iam::555555555555:role/AWSReservedSSO_Admin_ReadOnly_fedcba9876543210";
+const SSO_GOV_VIEW: &str =
+    "arn:aws-us-gov:iam::555555555555:role/AWSReservedSSO_View_00112233aabbccdd";
+
+#[tokio::test]
+async fn sso_roles_match_only_behind_the_gate() {
+    let fake = FakeKube::start().await;
+    fake.put(CONFIGMAPS, sso_aws_auth());
+
+    let off = ConfigMapMapper::spawn(fake.client());
+    eventually("ready", || off.is_ready()).await;
+    assert_eq!(off.mappings().roles.len(), 3, "the entries are valid");
+    for arn in [SSO_ADMIN, SSO_READONLY, SSO_GOV_VIEW] {
+        assert_eq!(off.map(&who(arn)), Err(MapError::NotMapped), "{arn}");
+    }
+
+    let on = ConfigMapMapper::spawn_with(
+        fake.client(),
+        Settings {
+            sso_role_match: true,
+        },
+    );
+    eventually("ready", || on.is_ready()).await;
+    let admin = on.map(&who(SSO_ADMIN)).unwrap();
+    assert_eq!(admin.username, "admin:{{SessionName}}");
+    assert_eq!(admin.groups, ["admins"]);
+    // Matching is case-insensitive, like every ARN comparison.
+    assert!(on.map(&who(&SSO_ADMIN.to_ascii_lowercase())).is_ok());
+    // upstream's ArnLike pattern `AWSReservedSSO_Admin_*` would give Admin_ReadOnly's
+    // roles to the first (Admin) entry; each role belongs to its own permission set.
+    assert_eq!(
+        on.map(&who(SSO_READONLY)).unwrap().username,
+        "ro:{{SessionName}}"
+    );
+    // upstream drops any explicit partition (pattern `arn::iam::…`); it works here.
+    assert_eq!(on.map(&who(SSO_GOV_VIEW)).unwrap().username, "gov-view");
+    // Another account, another partition, or no suffix: not matched.
+    for arn in [
+        "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0123456789abcdef",
+        "arn:aws-us-gov:iam::555555555555:role/AWSReservedSSO_Admin_0123456789abcdef",
+        "arn:aws:iam::555555555555:role/AWSReservedSSO_View_00112233aabbccdd",
+        "arn:aws:iam::555555555555:role/AWSReservedSSO_Admin_",
+    ] {
+        assert_eq!(on.map(&who(arn)), Err(MapError::NotMapped), "{arn}");
+    }
 }

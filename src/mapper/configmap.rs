@@ -24,12 +24,22 @@
 //!
 //! Every problem is logged with the section, the entry's index and the reason;
 //! `mapping_invalid_entries{backend="EKSConfigMap"}` holds the number of problems in the
-//! current object and `mapping_reload_failures_total{backend="EKSConfigMap"}` counts
-//! edits that had any. Deleting the ConfigMap clears every mapping, as upstream.
+//! current object, `mapping_invalid_entry{backend="EKSConfigMap",entry="mapRoles[1]"}`
+//! is 1 for each skipped entry (or unreadable section, `entry="mapRoles"`), and
+//! `mapping_reload_failures_total{backend="EKSConfigMap"}` counts edits that had any.
+//! Deleting the ConfigMap clears every mapping, as upstream.
+//!
+//! # SSO roles
+//!
+//! `mapRoles` entries with an `sso:` block (IAM Identity Center permission sets) match
+//! only with the `SSORoleMatch` feature gate, as upstream, using the corrected matcher
+//! of [`SsoArnMatcher::matches`] (explicit partitions work; permission set `Admin` does
+//! not match `Admin_ReadOnly`'s roles). Entries are tried in the order written and the
+//! first match wins.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -41,9 +51,9 @@ use serde_json::Value;
 
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
-use crate::config::types::{BackendMode, RoleMapping, UserMapping};
+use crate::config::types::{BackendMode, RoleMapping, SsoArnMatcher, UserMapping};
 use crate::identity::Identity;
-use crate::metrics::{self, BackendLabel};
+use crate::metrics::{self, BackendLabel, EntryLabels};
 
 /// The ConfigMap's namespace.
 pub const NAMESPACE: &str = "kube-system";
@@ -77,6 +87,16 @@ pub enum ParseIssue {
         /// What is wrong.
         message: String,
     },
+}
+
+impl ParseIssue {
+    /// What the issue is about: the section (`mapRoles`) or the entry (`mapRoles[1]`).
+    pub fn entry(&self) -> String {
+        match self {
+            Self::Section { key, .. } => (*key).to_owned(),
+            Self::Entry { key, index, .. } => format!("{key}[{index}]"),
+        }
+    }
 }
 
 /// The mappings of an `aws-auth` ConfigMap.
@@ -202,41 +222,9 @@ fn parse_accounts(
 /// Checks a role mapping as upstream's `RoleMapping.Validate` does, plus that a
 /// `rolearn` is an ARN we can match on.
 pub(crate) fn validate_role(m: &RoleMapping) -> Result<(), String> {
-    match (&m.rolearn, &m.sso) {
-        (arn, None) if arn.is_empty() => Err("one of rolearn or SSO must be supplied".to_owned()),
-        (arn, Some(_)) if !arn.is_empty() => {
-            Err("only one of rolearn or SSO can be supplied".to_owned())
-        }
-        (_, Some(sso)) => validate_sso(sso),
-        (arn, None) => arn_key(arn).map(|_| ()),
-    }
-}
-
-fn validate_sso(sso: &crate::config::types::SsoArnMatcher) -> Result<(), String> {
-    let id = &sso.account_id;
-    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("AccountID '{id}' is not a valid AWS Account ID"));
-    }
-    let name = &sso.permission_set_name;
-    let name_ok = (1..=32).contains(&name.chars().count())
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || "+=,.@-".contains(c));
-    if !name_ok {
-        return Err(format!(
-            "PermissionSetName '{name}' is not a valid AWS SSO PermissionSet Name"
-        ));
-    }
-    if !sso.partition.is_empty()
-        && sso
-            .partition
-            .parse::<crate::config::types::Partition>()
-            .is_err()
-    {
-        return Err(format!(
-            "partition '{}' is not a valid AWS partition",
-            sso.partition
-        ));
+    m.validate().map_err(|e| e.to_string())?;
+    if m.sso.is_none() {
+        arn_key(&m.rolearn)?;
     }
     Ok(())
 }
@@ -275,11 +263,20 @@ pub fn parse(data: &BTreeMap<String, String>) -> ParsedAwsAuth {
     }
 }
 
+/// How a role entry is matched.
+#[derive(Debug, Clone)]
+enum RoleKey {
+    /// The canonical, path-stripped, lower-cased role ARN.
+    Arn(String),
+    /// An IAM Identity Center permission set (only with the `SSORoleMatch` gate).
+    Sso(SsoArnMatcher),
+}
+
 /// The lookup tables built from an [`AwsAuth`].
 #[derive(Debug, Default)]
 struct Tables {
     source: AwsAuth,
-    roles: Vec<(String, RoleMapping)>,
+    roles: Vec<(RoleKey, RoleMapping)>,
     users: Vec<(String, UserMapping)>,
     accounts: HashSet<String>,
 }
@@ -289,8 +286,12 @@ impl Tables {
         let roles = source
             .roles
             .iter()
-            .filter(|r| r.sso.is_none())
-            .filter_map(|r| arn_key(&r.rolearn).ok().map(|k| (k, r.clone())))
+            .filter_map(|r| match &r.sso {
+                Some(sso) => Some((RoleKey::Sso(sso.clone()), r.clone())),
+                None => arn_key(&r.rolearn)
+                    .ok()
+                    .map(|k| (RoleKey::Arn(k), r.clone())),
+            })
             .collect();
         let users = source
             .users
@@ -307,10 +308,20 @@ impl Tables {
     }
 }
 
+/// Settings of the EKSConfigMap backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Feature gate `SSORoleMatch`: `mapRoles` entries with `sso:` match.
+    pub sso_role_match: bool,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
+    settings: Settings,
     tables: RwLock<Arc<Tables>>,
     ready: AtomicBool,
+    /// The `mapping_invalid_entry` labels set for the current object.
+    flagged: Mutex<Vec<EntryLabels>>,
 }
 
 impl Shared {
@@ -341,13 +352,25 @@ impl Shared {
         m.mapping_invalid_entries
             .get_or_create(&label)
             .set(problems);
+        self.flag(parsed.issues.iter().map(ParseIssue::entry).collect());
         if !parsed.issues.is_empty() {
             m.mapping_reload_failures.get_or_create(&label).inc();
             for issue in &parsed.issues {
-                tracing::error!(configmap = "kube-system/aws-auth", "{issue}");
+                tracing::error!(configmap = "kube-system/aws-auth", entry = %issue.entry(), "{issue}");
             }
         }
         let next = parsed.apply(&self.current().source);
+        if !self.settings.sso_role_match {
+            for (index, r) in next.roles.iter().enumerate() {
+                if r.sso.is_some() {
+                    tracing::warn!(
+                        configmap = "kube-system/aws-auth",
+                        entry = %format!("{MAP_ROLES}[{index}]"),
+                        "sso role mapping ignored: the SSORoleMatch feature gate is off"
+                    );
+                }
+            }
+        }
         tracing::info!(
             roles = next.roles.len(),
             users = next.users.len(),
@@ -358,8 +381,29 @@ impl Shared {
         self.replace(next);
     }
 
+    /// Replaces the `mapping_invalid_entry` series of the previous object by `entries`.
+    fn flag(&self, entries: Vec<String>) {
+        let family = &metrics::global().mapping_invalid_entry;
+        let mut flagged = self
+            .flagged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for old in flagged.drain(..) {
+            family.remove(&old);
+        }
+        for entry in entries {
+            let labels = EntryLabels {
+                backend: BackendMode::EksConfigMap.name().to_owned(),
+                entry,
+            };
+            family.get_or_create(&labels).set(1);
+            flagged.push(labels);
+        }
+    }
+
     fn clear(&self) {
         tracing::info!("aws-auth deleted, clearing its mappings");
+        self.flag(Vec::new());
         metrics::global()
             .mapping_invalid_entries
             .get_or_create(&BackendLabel {
@@ -391,7 +435,15 @@ impl ConfigMapMapper {
     /// Starts watching `kube-system/aws-auth` through `client`. Returns at once; the
     /// mapper is ready ([`Mapper::is_ready`]) after the first successful list.
     pub fn spawn(client: kube::Client) -> Self {
-        let shared = Arc::new(Shared::default());
+        Self::spawn_with(client, Settings::default())
+    }
+
+    /// [`ConfigMapMapper::spawn`] with `settings`.
+    pub fn spawn_with(client: kube::Client, settings: Settings) -> Self {
+        let shared = Arc::new(Shared {
+            settings,
+            ..Shared::default()
+        });
         let task = tokio::spawn(watch(client, Arc::clone(&shared)));
         Self {
             shared,
@@ -445,9 +497,14 @@ impl Mapper for ConfigMapMapper {
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         let arn = identity.canonical_arn.to_ascii_lowercase();
         let tables = self.shared.current();
-        if let Some((key, m)) = tables.roles.iter().find(|(k, _)| *k == arn) {
+        let sso_enabled = self.shared.settings.sso_role_match;
+        let role = tables.roles.iter().find(|(key, _)| match key {
+            RoleKey::Arn(k) => *k == arn,
+            RoleKey::Sso(sso) => sso_enabled && sso.matches(&arn),
+        });
+        if let Some((_, m)) = role {
             return Ok(IdentityMapping {
-                key: key.clone(),
+                key: arn,
                 username: m.username.clone(),
                 groups: m.groups.clone(),
             });
@@ -478,7 +535,10 @@ pub async fn start(config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
     let client = crate::k8s::client(&options)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Arc::new(ConfigMapMapper::spawn(client)))
+    let settings = Settings {
+        sso_role_match: config.feature_gates.sso_role_match,
+    };
+    Ok(Arc::new(ConfigMapMapper::spawn_with(client, settings)))
 }
 
 #[cfg(test)]
