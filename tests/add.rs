@@ -7,6 +7,7 @@ mod fake_k8s;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use aws_iam_authenticator::mapper::Mapper;
 use aws_iam_authenticator::mapper::configmap;
 use fake_k8s::{CONFIGMAPS, FakeKube};
 use serde_json::{Value, json};
@@ -236,6 +237,48 @@ async fn sso_roles_can_be_added() {
     assert_eq!(sso.account_id, "012345678912");
     assert_eq!(auth.roles[1].username, "viewer:{{SessionName}}");
     assert!(auth.roles[1].rolearn.is_empty());
+
+    // The same permission set again is a duplicate.
+    let again = run(
+        args(
+            &fake,
+            &[
+                "role",
+                "--sso=permissionSetName=viewonlyaccess,accountID=012345678912",
+                "--username=other",
+                "--groups=view",
+            ],
+        ),
+        "",
+    )
+    .await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("cannot add duplicate role ARN"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // What was written is what the EKSConfigMap backend matches (with SSORoleMatch).
+    let mapper = configmap::ConfigMapMapper::spawn_with(
+        fake.client(),
+        configmap::Settings {
+            sso_role_match: true,
+        },
+    );
+    for _ in 0..500 {
+        if mapper.is_ready() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let id = aws_iam_authenticator::identity::Identity {
+        canonical_arn:
+            "arn:aws:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccess_0123456789abcdef"
+                .to_owned(),
+        ..Default::default()
+    };
+    assert_eq!(mapper.map(&id).unwrap().username, "viewer:{{SessionName}}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

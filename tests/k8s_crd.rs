@@ -101,6 +101,28 @@ async fn create_writes_status_and_an_event_then_maps_and_delete_unmaps() {
     assert_eq!(ev["involvedObject"]["kind"], "IAMIdentityMapping");
     assert_eq!(ev["involvedObject"]["name"], "kubernetes-admin");
 
+    // The first request mapped through the object records the principal's id, once.
+    let mut caller = who("arn:aws:iam::123456789012:role/K8s-View-Role");
+    caller.user_id = "AROAEXAMPLEID".to_owned();
+    m.map(&caller).unwrap();
+    m.map(&caller).unwrap();
+    eventually("userID written", || {
+        fake.get(MAPPINGS, "kubernetes-admin").unwrap()["status"]["userID"] == "AROAEXAMPLEID"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    m.map(&caller).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let patches = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+    assert_eq!(patches(), 2);
+    // Recording the id is not a sync: still one Synced event.
+    assert_eq!(fake.list("/api/v1/namespaces/default/events").len(), 1);
+
     // A changed ARN moves the mapping.
     fake.put(
         MAPPINGS,
@@ -118,6 +140,13 @@ async fn create_writes_status_and_an_event_then_maps_and_delete_unmaps() {
         m.map(&who("arn:aws:iam::123456789012:role/K8s-View-Role")),
         Err(MapError::NotMapped)
     );
+    // … with a new canonical ARN and without the old principal's id.
+    eventually("status rewritten", || {
+        let status = &fake.get(MAPPINGS, "kubernetes-admin").unwrap()["status"];
+        status["canonicalARN"] == "arn:aws:iam::123456789012:user/john"
+            && status.get("userID").is_none()
+    })
+    .await;
 
     fake.delete(MAPPINGS, "kubernetes-admin");
     eventually("deletion applied", || m.is_empty()).await;

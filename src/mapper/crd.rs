@@ -8,6 +8,11 @@
 //! core/v1 Event `Synced` / `Identity synced successfully` from `aws-iam-authenticator`,
 //! as upstream's controller does. Deleting an object removes its mapping.
 //!
+//! upstream: `pkg/mapper/crd` declares `status.userID` but never sets it; we record the
+//! principal's unique id (`AROA…`/`AIDA…`) the first time a request is mapped through
+//! the object (and clear it when `spec.arn` changes), so `kubectl get
+//! iamidentitymappings -o yaml` shows which principal actually used it.
+//!
 //! upstream: `pkg/mapper/crd` indexes objects by the `status.canonicalARN` its controller
 //! wrote, so a mapping works only after that write succeeded, and a status edited by
 //! hand redirects the mapping; we key each object by our own canonical form of its
@@ -119,6 +124,8 @@ struct Entry {
     key: String,
     username: String,
     groups: Vec<String>,
+    /// `status.userID` as recorded (or being recorded).
+    user_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -142,8 +149,16 @@ impl Shared {
     }
 }
 
-/// A status write to do: object name, the key to record.
-type StatusJob = (IamIdentityMapping, String);
+/// A status write to do.
+#[derive(Debug, Clone, PartialEq)]
+struct StatusJob {
+    /// The object's name.
+    name: String,
+    /// The merge patch of the status subresource.
+    patch: serde_json::Value,
+    /// Whether this records the canonical ARN (followed by the `Synced` Event).
+    synced: bool,
+}
 
 /// Aborts the background tasks when the mapper goes away.
 #[derive(Debug)]
@@ -161,6 +176,7 @@ impl Drop for AbortOnDrop {
 #[derive(Debug)]
 pub struct CrdMapper {
     shared: Arc<Shared>,
+    jobs: mpsc::UnboundedSender<StatusJob>,
     _tasks: AbortOnDrop,
 }
 
@@ -170,10 +186,11 @@ impl CrdMapper {
     pub fn spawn(client: kube::Client) -> Self {
         let shared = Arc::new(Shared::default());
         let (jobs, rx) = mpsc::unbounded_channel();
-        let watch_task = tokio::spawn(watch(client.clone(), Arc::clone(&shared), jobs));
+        let watch_task = tokio::spawn(watch(client.clone(), Arc::clone(&shared), jobs.clone()));
         let status_task = tokio::spawn(write_statuses(client, rx));
         Self {
             shared,
+            jobs,
             _tasks: AbortOnDrop(vec![watch_task, status_task]),
         }
     }
@@ -181,6 +198,25 @@ impl CrdMapper {
     /// The number of objects currently mapped.
     pub fn len(&self) -> usize {
         self.shared.read().len()
+    }
+
+    /// Queues the write of `status.userID` for the object `name` (still keyed by `key`),
+    /// once: the entry remembers the id at once, so concurrent requests queue nothing more.
+    fn record_user_id(&self, name: &str, key: &str, user_id: &str) {
+        let mut entries = self.shared.write();
+        let Some(entry) = entries.get_mut(name).filter(|e| e.key == key) else {
+            return;
+        };
+        if entry.user_id.as_deref() == Some(user_id) {
+            return;
+        }
+        entry.user_id = Some(user_id.to_owned());
+        // The receiver lives as long as the mapper.
+        let _ = self.jobs.send(StatusJob {
+            name: name.to_owned(),
+            patch: serde_json::json!({ "status": { "userID": user_id } }),
+            synced: false,
+        });
     }
 
     /// Whether no object is mapped.
@@ -196,6 +232,7 @@ fn entry_of(obj: &IamIdentityMapping) -> Result<Entry, String> {
         key,
         username: obj.spec.username.clone(),
         groups: obj.spec.groups.clone(),
+        user_id: obj.status.as_ref().and_then(|s| s.user_id.clone()),
     })
 }
 
@@ -204,11 +241,20 @@ fn entry_of(obj: &IamIdentityMapping) -> Result<Entry, String> {
 fn upsert(entries: &mut BTreeMap<String, Entry>, obj: &IamIdentityMapping) -> Option<StatusJob> {
     let name = obj.metadata.name.clone().unwrap_or_default();
     match entry_of(obj) {
-        Ok(entry) => {
+        Ok(mut entry) => {
             let key = entry.key.clone();
-            entries.insert(name, entry);
             let recorded = obj.status.as_ref().and_then(|s| s.canonical_arn.as_deref());
-            (recorded != Some(key.as_str())).then(|| (obj.clone(), key))
+            let job = (recorded != Some(key.as_str())).then(|| {
+                // A new ARN: the recorded principal id (if any) was another principal's.
+                entry.user_id = None;
+                StatusJob {
+                    name: name.clone(),
+                    patch: serde_json::json!({ "status": { "canonicalARN": key, "userID": null } }),
+                    synced: true,
+                }
+            });
+            entries.insert(name, entry);
+            job
         }
         Err(e) => {
             tracing::error!(name = %name, arn = %obj.spec.arn, error = %e, "ignoring IAMIdentityMapping with an invalid arn");
@@ -251,6 +297,7 @@ async fn watch(client: kube::Client, shared: Arc<Shared>, jobs: mpsc::UnboundedS
             }
         };
         if let Some(job) = job {
+            // The receiver lives as long as the mapper; a send after it is gone is moot.
             let _ = jobs.send(job);
         }
     }
@@ -259,18 +306,24 @@ async fn watch(client: kube::Client, shared: Arc<Shared>, jobs: mpsc::UnboundedS
 /// Writes `status.canonicalARN` and emits the `Synced` Event, one object at a time.
 async fn write_statuses(client: kube::Client, mut jobs: mpsc::UnboundedReceiver<StatusJob>) {
     let api: Api<IamIdentityMapping> = Api::all(client.clone());
-    while let Some((obj, key)) = jobs.recv().await {
-        let name = obj.metadata.name.clone().unwrap_or_default();
-        let patch = serde_json::json!({ "status": { "canonicalARN": key } });
+    while let Some(StatusJob {
+        name,
+        patch,
+        synced,
+    }) = jobs.recv().await
+    {
         match api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(updated) => {
-                tracing::info!(name = %name, canonical_arn = %key, "IAMIdentityMapping synced");
+            Ok(updated) if synced => {
+                tracing::info!(name = %name, status = %patch["status"], "IAMIdentityMapping synced");
                 if let Err(e) = emit_synced(&client, &updated).await {
                     tracing::warn!(name = %name, error = %e, "cannot record the Synced event");
                 }
+            }
+            Ok(_) => {
+                tracing::info!(name = %name, status = %patch["status"], "IAMIdentityMapping status updated");
             }
             Err(e) => {
                 tracing::warn!(name = %name, error = %e, "cannot write IAMIdentityMapping status");
@@ -330,16 +383,25 @@ impl Mapper for CrdMapper {
 
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         let arn = identity.canonical_arn.to_ascii_lowercase();
-        self.shared
-            .read()
-            .values()
-            .find(|e| e.key == arn)
-            .map(|e| IdentityMapping {
+        let (name, mapping, record_user_id) = {
+            let entries = self.shared.read();
+            let (name, e) = entries
+                .iter()
+                .find(|(_, e)| e.key == arn)
+                .ok_or(MapError::NotMapped)?;
+            let id = identity.user_id.as_str();
+            let record = !id.is_empty() && e.user_id.as_deref() != Some(id);
+            let mapping = IdentityMapping {
                 key: e.key.clone(),
                 username: e.username.clone(),
                 groups: e.groups.clone(),
-            })
-            .ok_or(MapError::NotMapped)
+            };
+            (name.clone(), mapping, record)
+        };
+        if record_user_id {
+            self.record_user_id(&name, &mapping.key, &identity.user_id);
+        }
+        Ok(mapping)
     }
 
     /// The CRD has no `mapAccounts` (as upstream).
@@ -391,10 +453,12 @@ mod tests {
             &mut entries,
             &obj("a", "arn:aws:sts::123456789012:assumed-role/Admin/s", None),
         );
+        let job = job.unwrap();
         assert_eq!(
-            job.map(|j| j.1).as_deref(),
-            Some("arn:aws:iam::123456789012:role/admin")
+            job.patch["status"]["canonicalARN"],
+            "arn:aws:iam::123456789012:role/admin"
         );
+        assert!(job.synced);
         // Already recorded: no write (and no event loop on our own status patch).
         let job = upsert(
             &mut entries,
