@@ -1,0 +1,221 @@
+//! The `TokenReview` objects of `authentication.k8s.io/v1` and `v1beta1`: only the fields
+//! the webhook reads or writes.
+//!
+//! Both versions have the same shape for everything we touch, so one set of types serves
+//! both; the answer carries the request's `apiVersion`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `authentication.k8s.io/v1`.
+pub const V1: &str = "authentication.k8s.io/v1";
+/// `authentication.k8s.io/v1beta1` (what kube-apiserver sends unless told otherwise).
+pub const V1BETA1: &str = "authentication.k8s.io/v1beta1";
+/// The `kind` of both versions.
+pub const KIND: &str = "TokenReview";
+
+/// A TokenReview as kube-apiserver sends it. Unknown fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenReviewRequest {
+    /// `apiVersion`; upstream ignores it, we answer in it when it is one we know.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `kind`; ignored, as upstream does.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `spec`.
+    #[serde(default)]
+    pub spec: TokenReviewRequestSpec,
+}
+
+/// `spec` of a request.
+#[derive(Clone, Default, Deserialize)]
+pub struct TokenReviewRequestSpec {
+    /// The bearer token. Never logged.
+    #[serde(default)]
+    pub token: String,
+    /// `spec.audiences`; upstream ignores it, and so do we (the apiserver then applies its
+    /// own implicit audiences).
+    #[serde(default)]
+    pub audiences: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for TokenReviewRequestSpec {
+    // The token must never reach a log line, not even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenReviewRequestSpec")
+            .field(
+                "token",
+                &format_args!("<{} bytes redacted>", self.token.len()),
+            )
+            .field("audiences", &self.audiences)
+            .finish()
+    }
+}
+
+impl TokenReviewRequest {
+    /// The `apiVersion` the answer is written in: the request's when it is `v1` or
+    /// `v1beta1`, otherwise `v1beta1` (the version upstream decodes every request as).
+    pub fn response_api_version(&self) -> &'static str {
+        match self.api_version.as_deref() {
+            Some(V1) => V1,
+            _ => V1BETA1,
+        }
+    }
+}
+
+/// A TokenReview as the webhook answers it.
+///
+/// upstream: pkg/server/server.go answers with a Go `v1beta1.TokenReview` value that has
+/// no `apiVersion`/`kind`; we include both (in the request's version) because that is what
+/// the API conventions ask for, and kube-apiserver accepts either form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenReview {
+    /// `authentication.k8s.io/v1` or `…/v1beta1`.
+    pub api_version: String,
+    /// Always `TokenReview`.
+    pub kind: String,
+    /// Always empty (`{}`), as upstream.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Always empty (`{}`): the token is never echoed back.
+    pub spec: BTreeMap<String, serde_json::Value>,
+    /// The verdict.
+    pub status: TokenReviewStatus,
+}
+
+/// `status` of an answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenReviewStatus {
+    /// Whether the token was accepted.
+    pub authenticated: bool,
+    /// Who the token belongs to (`{}` when denied, as upstream).
+    pub user: UserInfo,
+    /// Audiences the token is valid for; never set, as upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// Why the token was refused: a short reason without secrets.
+    ///
+    /// upstream: pkg/server/server.go sends no `error`; we send one because kube-apiserver
+    /// logs it, which tells an operator why a login failed without server logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `status.user`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The Kubernetes user name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// A stable identifier of the IAM principal.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// The Kubernetes groups (omitted when empty, as upstream).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The six upstream `extra` keys (omitted when empty, e.g. for scrubbed accounts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl TokenReview {
+    /// An answer in `api_version` with `status`.
+    pub fn new(api_version: &str, status: TokenReviewStatus) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: KIND.to_owned(),
+            metadata: BTreeMap::new(),
+            spec: BTreeMap::new(),
+            status,
+        }
+    }
+
+    /// A denial carrying `reason` in `status.error`.
+    pub fn denied(api_version: &str, reason: impl Into<String>) -> Self {
+        Self::new(
+            api_version,
+            TokenReviewStatus {
+                authenticated: false,
+                error: Some(reason.into()),
+                ..TokenReviewStatus::default()
+            },
+        )
+    }
+
+    /// An acceptance for `user`.
+    pub fn allowed(api_version: &str, user: UserInfo) -> Self {
+        Self::new(
+            api_version,
+            TokenReviewStatus {
+                authenticated: true,
+                user,
+                ..TokenReviewStatus::default()
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_both_versions_and_ignores_unknown_fields() {
+        for v in [V1, V1BETA1] {
+            let r: TokenReviewRequest = serde_json::from_value(json!({
+                "apiVersion": v, "kind": "TokenReview",
+                "metadata": {"creationTimestamp": null},
+                "spec": {"token": "k8s-aws-v1.abc", "audiences": ["x"]},
+                "status": {"user": {}}
+            }))
+            .unwrap();
+            assert_eq!(r.spec.token, "k8s-aws-v1.abc");
+            assert_eq!(r.response_api_version(), v);
+        }
+        let r: TokenReviewRequest = serde_json::from_value(json!({"spec": {}})).unwrap();
+        assert_eq!(r.spec.token, "");
+        assert_eq!(r.response_api_version(), V1BETA1);
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let r: TokenReviewRequest =
+            serde_json::from_value(json!({"spec": {"token": "k8s-aws-v1.secret"}})).unwrap();
+        let s = format!("{r:?}");
+        assert!(!s.contains("secret"), "{s}");
+    }
+
+    #[test]
+    fn deny_shape() {
+        let v = serde_json::to_value(TokenReview::denied(V1, "invalid token")).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": V1, "kind": "TokenReview", "metadata": {}, "spec": {},
+                "status": {"authenticated": false, "user": {}, "error": "invalid token"}
+            })
+        );
+    }
+
+    #[test]
+    fn allow_shape_omits_empty_groups() {
+        let v = serde_json::to_value(TokenReview::allowed(
+            V1BETA1,
+            UserInfo {
+                username: "u".into(),
+                uid: "id".into(),
+                ..UserInfo::default()
+            },
+        ))
+        .unwrap();
+        assert_eq!(
+            v["status"],
+            json!({"authenticated": true, "user": {"username": "u", "uid": "id"}})
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! `/authenticate` and routing, with a fake verifier and mapper: upstream's handler
+//! vectors (`pkg/server/server_test.go`) for both TokenReview versions, plus our limits.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_iam_authenticator::identity::Identity;
+use aws_iam_authenticator::server::authenticate::{BoxFuture, MAX_BODY_BYTES};
+use aws_iam_authenticator::server::review::{V1, V1BETA1};
+use aws_iam_authenticator::server::{
+    App, Authenticate, IdentityMapper, MappedUser, TokenVerifier, Verified,
+};
+use aws_iam_authenticator::token::{Token, VerifyError};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use serde_json::{Value, json};
+
+struct FakeVerifier(Result<Identity, VerifyError>);
+
+impl TokenVerifier for FakeVerifier {
+    fn verify<'a>(&'a self, _token: &'a Token) -> BoxFuture<'a, Result<Verified, VerifyError>> {
+        let r = self.0.clone().map(|identity| Verified {
+            identity,
+            expires_at: SystemTime::now() + Duration::from_secs(900),
+        });
+        Box::pin(async move { r })
+    }
+}
+
+struct FakeMapper(BTreeMap<String, MappedUser>);
+
+impl IdentityMapper for FakeMapper {
+    fn map<'a>(&'a self, identity: &'a Identity) -> BoxFuture<'a, Result<MappedUser, String>> {
+        let r = self
+            .0
+            .get(&identity.canonical_arn)
+            .cloned()
+            .ok_or_else(|| format!("ARN is not mapped: {}", identity.canonical_arn));
+        Box::pin(async move { r })
+    }
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// Upstream's role-mapping vector.
+fn test_identity() -> Identity {
+    Identity {
+        arn: "arn:aws:iam::0123456789012:role/Test".into(),
+        canonical_arn: "arn:aws:iam::0123456789012:role/Test".into(),
+        account_id: "0123456789012".into(),
+        user_id: "Test".into(),
+        session_name: "TestSession".into(),
+        access_key_id: "ABCDEF".into(),
+        sts_endpoint: "sts.amazonaws.com".into(),
+    }
+}
+
+fn test_mapper() -> FakeMapper {
+    FakeMapper(BTreeMap::from([(
+        "arn:aws:iam::0123456789012:role/Test".to_owned(),
+        MappedUser {
+            username: "TestUser".into(),
+            groups: vec!["sys:admin".into(), "listers".into()],
+        },
+    )]))
+}
+
+fn app(verify: Result<Identity, VerifyError>, scrubbed: &[&str]) -> App {
+    App::new(Authenticate::new(
+        Arc::new(FakeVerifier(verify)),
+        Arc::new(test_mapper()),
+        scrubbed.iter().map(|s| (*s).to_owned()),
+    ))
+}
+
+fn client() -> SocketAddr {
+    "127.0.0.1:40000".parse().unwrap()
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+}
+
+async fn call(app: &App, method: Method, path: &str, body: Option<Vec<u8>>) -> Answer {
+    let r = match body {
+        Some(b) => {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Full::new(Bytes::from(b)))
+                .unwrap();
+            app.route(req, client()).await
+        }
+        None => {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            app.route(req, client()).await
+        }
+    };
+    let status = r.status();
+    let content_type = r
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+fn review(version: &str, token: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": version,
+        "kind": "TokenReview",
+        "metadata": {"creationTimestamp": null},
+        "spec": {"token": token},
+        "status": {"user": {}}
+    }))
+    .unwrap()
+}
+
+async fn authenticate(app: &App, version: &str, token: &str) -> Answer {
+    call(
+        app,
+        Method::POST,
+        "/authenticate",
+        Some(review(version, token)),
+    )
+    .await
+}
+
+fn assert_denied(a: &Answer, status: StatusCode, version: &str) {
+    assert_eq!(a.status, status, "{}", a.text());
+    assert_eq!(a.content_type, "application/json; charset=UTF-8");
+    let v = a.json();
+    assert_eq!(v["apiVersion"], version);
+    assert_eq!(v["kind"], "TokenReview");
+    assert_eq!(v["status"]["authenticated"], false);
+    assert_eq!(v["status"]["user"], json!({}));
+    assert!(v["status"]["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_eq!(v["spec"], json!({}), "the token must never be echoed");
+}
+
+const TOKEN: &str =
+    "k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8_QWN0aW9uPUdldENhbGxlcklkZW50aXR5";
+
+fn metric_count(label: &str) -> u64 {
+    let text = aws_iam_authenticator::metrics::global().encode();
+    let prefix =
+        format!("aws_iam_authenticator_authenticate_latency_seconds_count{{result=\"{label}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn get_is_405() {
+    let app = app(Ok(test_identity()), &[]);
+    let a = call(&app, Method::GET, "/authenticate", None).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(a.text(), "expected POST\n");
+    assert_eq!(a.content_type, "text/plain; charset=utf-8");
+    assert!(metric_count("malformed_request") >= 1);
+}
+
+#[tokio::test]
+async fn empty_body_is_400() {
+    let app = app(Ok(test_identity()), &[]);
+    let a = call(&app, Method::POST, "/authenticate", None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.text(), "expected a request body\n");
+}
+
+#[tokio::test]
+async fn bad_json_is_400() {
+    let app = app(Ok(test_identity()), &[]);
+    for body in [
+        &b"not valid json"[..],
+        b"[1,2]",
+        b"{\"spec\": {\"token\": 5}}",
+    ] {
+        let a = call(&app, Method::POST, "/authenticate", Some(body.to_vec())).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert_eq!(a.text(), "expected a request body to be a TokenReview\n");
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let app = app(Ok(test_identity()), &[]);
+    let mut body = review(V1, TOKEN);
+    body.resize(MAX_BODY_BYTES + 1, b' ');
+    let a = call(&app, Method::POST, "/authenticate", Some(body)).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Exactly at the limit is fine.
+    let mut body = review(V1, TOKEN);
+    body.resize(MAX_BODY_BYTES, b' ');
+    let a = call(&app, Method::POST, "/authenticate", Some(body)).await;
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_path_is_404() {
+    let app = app(Ok(test_identity()), &[]);
+    for path in ["/", "/authenticate/", "/authenticatex", "/nope"] {
+        let a = call(&app, Method::POST, path, Some(review(V1, TOKEN))).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(a.text(), "404 page not found\n");
+    }
+}
+
+#[tokio::test]
+async fn empty_token_is_denied() {
+    let app = app(Ok(test_identity()), &[]);
+    for v in [V1, V1BETA1] {
+        let a = authenticate(&app, v, "").await;
+        assert_denied(&a, StatusCode::FORBIDDEN, v);
+    }
+}
+
+#[tokio::test]
+async fn verifier_errors() {
+    let cases = [
+        (
+            VerifyError::Plain("an error".into()),
+            StatusCode::FORBIDDEN,
+            "invalid_token",
+        ),
+        (
+            VerifyError::Format("token is too large".into()),
+            StatusCode::FORBIDDEN,
+            "invalid_token",
+        ),
+        (
+            VerifyError::Sts("error from AWS (expected 200, got 403)".into()),
+            StatusCode::FORBIDDEN,
+            "sts_error",
+        ),
+        (
+            VerifyError::Throttled("Throttling".into()),
+            StatusCode::TOO_MANY_REQUESTS,
+            "sts_throttling",
+        ),
+    ];
+    for (err, status, label) in cases {
+        for v in [V1, V1BETA1] {
+            let before = metric_count(label);
+            let app = app(Err(err.clone()), &[]);
+            let a = authenticate(&app, v, TOKEN).await;
+            assert_denied(&a, status, v);
+            assert!(!a.text().contains(TOKEN));
+            assert!(metric_count(label) > before, "{label}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unmapped_is_denied() {
+    let mut id = test_identity();
+    id.arn = "arn:aws:iam::0123456789012:role/Other".into();
+    id.canonical_arn = id.arn.clone();
+    for v in [V1, V1BETA1] {
+        let before = metric_count("uknown_user");
+        let app = app(Ok(id.clone()), &[]);
+        let a = authenticate(&app, v, TOKEN).await;
+        assert_denied(&a, StatusCode::FORBIDDEN, v);
+        assert!(metric_count("uknown_user") > before);
+    }
+}
+
+#[tokio::test]
+async fn role_mapping_success() {
+    for v in [V1, V1BETA1] {
+        let app = app(Ok(test_identity()), &["111122223333"]);
+        let a = authenticate(&app, v, TOKEN).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        assert_eq!(a.content_type, "application/json; charset=UTF-8");
+        assert!(
+            a.text().ends_with("}\n"),
+            "upstream ends a success with a newline"
+        );
+        assert_eq!(
+            a.json(),
+            json!({
+                "apiVersion": v,
+                "kind": "TokenReview",
+                "metadata": {},
+                "spec": {},
+                "status": {
+                    "authenticated": true,
+                    "user": {
+                        "username": "TestUser",
+                        "uid": "aws-iam-authenticator:0123456789012:Test",
+                        "groups": ["sys:admin", "listers"],
+                        "extra": {
+                            "arn": ["arn:aws:iam::0123456789012:role/Test"],
+                            "canonicalArn": ["arn:aws:iam::0123456789012:role/Test"],
+                            "sessionName": ["TestSession"],
+                            "accessKeyId": ["ABCDEF"],
+                            "principalId": ["Test"],
+                            "sigs.k8s.io/aws-iam-authenticator/principalId": ["Test"]
+                        }
+                    }
+                }
+            })
+        );
+    }
+}
+
+#[tokio::test]
+async fn empty_session_name_is_still_present_and_empty_groups_omitted() {
+    let mut id = test_identity();
+    id.session_name = String::new();
+    let app = App::new(Authenticate::new(
+        Arc::new(FakeVerifier(Ok(id))),
+        Arc::new(FakeMapper(BTreeMap::from([(
+            "arn:aws:iam::0123456789012:role/Test".to_owned(),
+            MappedUser {
+                username: "TestUser".into(),
+                groups: vec![],
+            },
+        )]))),
+        Vec::new(),
+    ));
+    let a = authenticate(&app, V1, TOKEN).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["status"]["user"]["extra"]["sessionName"], json!([""]));
+    assert!(v["status"]["user"].get("groups").is_none());
+}
+
+#[tokio::test]
+async fn scrubbed_accounts() {
+    let mut id = test_identity();
+    id.account_id = "111122223333".into();
+    let app = app(Ok(id), &["111122223333", "012345678901"]);
+    for v in [V1, V1BETA1] {
+        let a = authenticate(&app, v, TOKEN).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(
+            a.json()["status"],
+            json!({
+                "authenticated": true,
+                "user": {
+                    "username": "TestUser",
+                    "uid": "aws-iam-authenticator:administrative:TestUser",
+                    "groups": ["sys:admin", "listers"]
+                }
+            })
+        );
+    }
+    // A different account is not scrubbed.
+    let app2 = app_with_account("222233334444", &["111122223333", "012345678901"]);
+    let a = authenticate(&app2, V1, TOKEN).await;
+    assert_eq!(
+        a.json()["status"]["user"]["uid"],
+        "aws-iam-authenticator:222233334444:Test"
+    );
+}
+
+fn app_with_account(account: &str, scrubbed: &[&str]) -> App {
+    let mut id = test_identity();
+    id.account_id = account.into();
+    app(Ok(id), scrubbed)
+}
+
+#[tokio::test]
+async fn unknown_version_answers_v1beta1_and_trailing_data_is_ignored() {
+    let app = app(Ok(test_identity()), &[]);
+    let mut body = serde_json::to_vec(&json!({"spec": {"token": TOKEN}})).unwrap();
+    body.extend_from_slice(b" trailing garbage");
+    let a = call(&app, Method::POST, "/authenticate", Some(body)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["apiVersion"], V1BETA1);
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_routes() {
+    let app = app(Ok(test_identity()), &[]);
+    let a = call(&app, Method::GET, "/healthz", None).await;
+    assert_eq!((a.status, a.text()), (StatusCode::OK, "ok"));
+    authenticate(&app, V1, TOKEN).await;
+    let a = call(&app, Method::GET, "/metrics", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.text()
+            .contains("aws_iam_authenticator_authenticate_latency_seconds_bucket")
+    );
+    assert!(a.text().contains("process_resident_memory_bytes"));
+}

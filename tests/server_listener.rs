@@ -1,0 +1,385 @@
+//! The listeners over real sockets on 127.0.0.1: TLS with HTTP/1.1 and HTTP/2, readiness,
+//! metrics, the health port, the header-read timeout, panics, and the graceful drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_iam_authenticator::identity::Identity;
+use aws_iam_authenticator::server::authenticate::BoxFuture;
+use aws_iam_authenticator::server::{
+    App, Authenticate, IdentityMapper, ListenerConfig, MappedUser, Server, TokenVerifier, Verified,
+};
+use aws_iam_authenticator::token::{Token, VerifyError};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+struct SlowVerifier {
+    delay: Duration,
+}
+
+impl TokenVerifier for SlowVerifier {
+    fn verify<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Verified, VerifyError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            if token.expose() == "panic" {
+                panic!("verifier bug");
+            }
+            Ok(Verified {
+                identity: Identity {
+                    arn: "arn:aws:iam::123456789012:user/alice".into(),
+                    canonical_arn: "arn:aws:iam::123456789012:user/alice".into(),
+                    account_id: "123456789012".into(),
+                    user_id: "AIDAEXAMPLE".into(),
+                    ..Identity::default()
+                },
+                expires_at: SystemTime::now() + Duration::from_secs(900),
+            })
+        })
+    }
+}
+
+struct Mapper {
+    ready: Arc<AtomicBool>,
+}
+
+impl IdentityMapper for Mapper {
+    fn map<'a>(&'a self, _identity: &'a Identity) -> BoxFuture<'a, Result<MappedUser, String>> {
+        Box::pin(async {
+            Ok(MappedUser {
+                username: "alice".into(),
+                groups: vec!["devs".into()],
+            })
+        })
+    }
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    addr: SocketAddr,
+    health: SocketAddr,
+    ca: CertificateDer<'static>,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    run: tokio::task::JoinHandle<bool>,
+}
+
+async fn start(delay: Duration, limits: ListenerConfig, grace: Duration) -> Fixture {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    // The key pair goes through files, as the server's own does.
+    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+    let ca = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![ca.clone()], key)
+        .unwrap();
+    let ready = Arc::new(AtomicBool::new(true));
+    let app = App::new(Authenticate::new(
+        Arc::new(SlowVerifier { delay }),
+        Arc::new(Mapper {
+            ready: ready.clone(),
+        }),
+        Vec::new(),
+    ));
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        Arc::new(tls),
+        app,
+        limits,
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let health = server.health_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(server.run(shutdown.clone(), grace));
+    Fixture {
+        addr,
+        health,
+        ca,
+        ready,
+        shutdown,
+        run,
+    }
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    ca: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+fn request(method: Method, path: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, "localhost")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// One HTTP/1.1 request over a fresh TLS connection.
+async fn h1(f: &Fixture, method: Method, path: &str, body: &str) -> (StatusCode, String) {
+    let tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let r = send
+        .send_request(request(method, path, body))
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// One plain HTTP/1.1 request to the health port.
+async fn plain(addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let r = send
+        .send_request(request(Method::GET, path, ""))
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn review(token: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn readiness_metrics_and_routes() {
+    let f = start(
+        Duration::ZERO,
+        ListenerConfig::default(),
+        Duration::from_secs(5),
+    )
+    .await;
+
+    f.ready.store(false, Ordering::SeqCst);
+    assert_eq!(
+        h1(&f, Method::GET, "/healthz", "").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        plain(f.health, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // The health port's other paths are liveness: always ok, as upstream.
+    assert_eq!(
+        plain(f.health, "/anything").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+    f.ready.store(true, Ordering::SeqCst);
+    assert_eq!(
+        h1(&f, Method::GET, "/healthz", "").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+    assert_eq!(
+        plain(f.health, "/readyz").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+
+    let (status, body) = h1(&f, Method::POST, "/authenticate", &review("tok")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"]["user"]["username"], "alice");
+
+    let (status, body) = h1(&f, Method::GET, "/metrics", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("aws_iam_authenticator_authenticate_latency_seconds_bucket"),
+        "{body}"
+    );
+    assert!(body.contains("process_resident_memory_bytes"));
+
+    assert_eq!(
+        h1(&f, Method::GET, "/nope", "").await,
+        (StatusCode::NOT_FOUND, "404 page not found\n".to_owned())
+    );
+    f.shutdown.cancel();
+    assert!(f.run.await.unwrap());
+}
+
+#[tokio::test]
+async fn http2_by_alpn() {
+    let f = start(
+        Duration::ZERO,
+        ListenerConfig::default(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let tls = tls_connect(f.addr, &f.ca, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = request(
+        Method::POST,
+        "https://localhost/authenticate",
+        &review("tok"),
+    );
+    req.headers_mut().remove(http::header::HOST);
+    let r = send.send_request(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.version(), http::Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_costs_one_request() {
+    let f = start(
+        Duration::ZERO,
+        ListenerConfig::default(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let (status, _) = h1(&f, Method::POST, "/authenticate", &review("panic")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (status, _) = h1(&f, Method::POST, "/authenticate", &review("tok")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let limits = ListenerConfig {
+        header_read_timeout: Duration::from_millis(700),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    tls.write_all(b"POST /authenticate HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    // The server closes the connection (perhaps after a 408); the read must end.
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    let elapsed = start.elapsed();
+    assert!(read.is_ok(), "connection still open after 5 s");
+    assert!(
+        elapsed >= Duration::from_millis(500),
+        "closed too early: {elapsed:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn stalled_handshakes_are_dropped() {
+    let limits = ListenerConfig {
+        handshake_timeout: Duration::from_millis(500),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let mut tcp = TcpStream::connect(f.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_open_request_finish() {
+    let f = start(
+        Duration::from_millis(600),
+        ListenerConfig::default(),
+        Duration::from_secs(10),
+    )
+    .await;
+    let tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let in_flight = tokio::spawn(async move {
+        let r = send
+            .send_request(request(Method::POST, "/authenticate", &review("tok")))
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let t = Instant::now();
+    f.shutdown.cancel();
+    // New connections are refused once the listener is closed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(TcpStream::connect(f.addr).await.is_err());
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert!(f.run.await.unwrap(), "not drained");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn grace_period_bounds_the_drain() {
+    let f = start(
+        Duration::from_secs(30),
+        ListenerConfig::default(),
+        Duration::from_millis(300),
+    )
+    .await;
+    let tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    tokio::spawn(async move {
+        let _ = send
+            .send_request(request(Method::POST, "/authenticate", &review("tok")))
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    f.shutdown.cancel();
+    assert!(
+        !f.run.await.unwrap(),
+        "reported drained with a request open"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
