@@ -1,6 +1,8 @@
 //! `/authenticate` and routing, with a fake verifier and mapper: upstream's handler
 //! vectors (`pkg/server/server_test.go`) for both TokenReview versions, plus our limits.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on setup failure by design
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The listeners over real sockets on 127.0.0.1: TLS with HTTP/1.1 and HTTP/2, readiness,
 //! metrics, the health port, the header-read timeout, panics, and the graceful drain.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on setup failure by design
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,16 +1,27 @@
 //! `server`: the TokenReview webhook.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::config::ServerFlags;
-use crate::server::cache::{DEFAULT_CAPACITY, DEFAULT_MAX_TTL};
-use crate::shutdown::parse_duration;
+use crate::config::types::BackendMode;
+use crate::config::{ServerConfig, ServerFlags};
+use crate::kubeconfig;
+use crate::mapper::chain::Chain;
+use crate::server::cache::DEFAULT_CAPACITY;
+use crate::server::listener::DEFAULT_MAX_CONNECTIONS;
+use crate::server::{
+    App, Authenticate, CacheConfig, IdentityCache, ListenerConfig, Server, TokenVerifier,
+};
+use crate::shutdown::{Shutdown, parse_duration};
+use crate::sts;
+use crate::tls::{self, KeyPair};
+use crate::token::verify::Verifier;
 
 /// Default `--shutdown-grace-period`: below Kubernetes' default
 /// `terminationGracePeriodSeconds` (30 s), so the drain ends before SIGKILL.
@@ -64,7 +75,7 @@ pub struct ServerArgs {
     #[arg(long = "health-address", value_name = "IP:PORT")]
     pub health_address: Option<SocketAddr>,
     /// Connect to IP:PORT whenever STS host HOST is called (name kept for TLS and Host); repeatable. For private endpoints and tests.
-    #[arg(long = "sts-resolve", value_name = "HOST=IP:PORT", value_parser = parse_resolve)]
+    #[arg(long = "sts-resolve", value_name = "HOST=IP:PORT", value_parser = crate::sts::parse_resolve)]
     pub sts_resolve: Vec<(String, SocketAddr)>,
     /// Extra PEM certificates trusted for STS, besides the system's
     #[arg(long = "sts-ca-file", value_name = "FILE")]
@@ -78,19 +89,15 @@ pub struct ServerArgs {
     /// Most verified identities kept in the cache
     #[arg(long = "token-cache-size", value_name = "N", default_value_t = DEFAULT_CAPACITY)]
     pub token_cache_size: usize,
-}
-
-fn parse_resolve(s: &str) -> Result<(String, SocketAddr), String> {
-    let (host, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected HOST=IP:PORT, got {s:?}"))?;
-    if host.is_empty() {
-        return Err(format!("expected HOST=IP:PORT, got {s:?}"));
-    }
-    let addr = addr
-        .parse::<SocketAddr>()
-        .map_err(|e| format!("invalid address {addr:?} in {s:?}: {e}"))?;
-    Ok((host.to_ascii_lowercase(), addr))
+    /// Longest wait for one STS GetCallerIdentity answer (e.g. 10s)
+    #[arg(long = "sts-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub sts_timeout: Duration,
+    /// A client that has not sent a request's headers within this time is disconnected (e.g. 10s)
+    #[arg(long = "read-header-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub read_header_timeout: Duration,
+    /// Most connections served at once per listener; more wait to be accepted
+    #[arg(long = "max-connections", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 impl ServerArgs {
@@ -134,15 +141,207 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         crate::VERSION,
         crate::COMMIT
     );
-    let _file = global.config_file()?;
-    let _flags = args.flags(global);
-    Err(anyhow::anyhow!("server: not built yet")).context("could not start the server")
+    // Signals first, as upstream: a SIGTERM during a slow startup still stops the process.
+    let shutdown = Shutdown::install().context("could not install signal handlers")?;
+    let file = global.config_file()?;
+    let (config, warnings) = ServerConfig::resolve(args.flags(global), file.as_ref())?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let options = RunOptions {
+        cache: args.cache_config(),
+        grace: args.shutdown_grace_period,
+        sts_timeout: args.sts_timeout,
+        limits: ListenerConfig {
+            header_read_timeout: args.read_header_timeout,
+            max_connections: args.max_connections,
+            ..ListenerConfig::default()
+        },
+    };
+    let immediate = shutdown.immediate();
+    tokio::select! {
+        r = serve(config, options, shutdown) => r,
+        () = immediate.cancelled() => {
+            // upstream: the second signal ends the process with os.Exit(1); so do we,
+            // without waiting for anything (dropping the runtime could wait on tasks).
+            tracing::warn!("exiting without waiting for open requests");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// What `run` needs besides the [`ServerConfig`].
+#[derive(Debug, Clone, Copy)]
+struct RunOptions {
+    cache: CacheConfig,
+    grace: Duration,
+    sts_timeout: Duration,
+    limits: ListenerConfig,
+}
+
+async fn serve(
+    config: ServerConfig,
+    options: RunOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let chain = Chain::build(&config).await?;
+    log_mappings(&config, &chain);
+
+    let pair = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || key_pair(&config)).await??
+    };
+    let tls_config = tls::server_config(&pair).context("could not load/generate a certificate")?;
+
+    let sts = sts::Client::with_timeouts(
+        &config.sts,
+        sts::DEFAULT_CONNECT_TIMEOUT.min(options.sts_timeout),
+        options.sts_timeout,
+    )
+    .context("could not set up the STS client")?;
+    let region = sts::instance_region().await;
+    let verifier = Verifier::new(config.cluster_id.clone(), config.partition, region, sts);
+    let verifier: Arc<dyn TokenVerifier> =
+        Arc::new(IdentityCache::new(Arc::new(verifier), options.cache));
+    let app = App::new(Authenticate::new(
+        verifier,
+        Arc::new(chain),
+        config.scrubbed_accounts.iter().cloned(),
+    ));
+
+    let address = bind_address(&config.address, config.port).await?;
+    let server = Server::bind(
+        address,
+        Some(config.health_address),
+        tls_config,
+        app,
+        options.limits,
+    )
+    .await
+    .context("could not open TLS listener")?;
+    let local = server.local_addr();
+
+    if config.kubeconfig_pregenerated {
+        tracing::info!(
+            kubeconfigPath = %config.generate_kubeconfig.display(),
+            "using the pregenerated webhook kubeconfig"
+        );
+    } else {
+        // With port 0 the kernel picks the port: the kubeconfig names the real one.
+        let port = if config.port == 0 {
+            local.port()
+        } else {
+            config.port
+        };
+        let url = kubeconfig::server_url(&config.hostname, port);
+        let path = config.generate_kubeconfig.clone();
+        tokio::task::spawn_blocking(move || kubeconfig::write_webhook(&path, &pair, &url))
+            .await?
+            .context("could not create webhook kubeconfig")?;
+    }
+
+    tracing::info!(address = %local, "listening on {local}");
+    if let Some(health) = server.health_addr() {
+        tracing::info!(address = %health, "serving health checks on {health}");
+    }
+    tracing::info!(
+        "reconfigure your apiserver with `--authentication-token-webhook-config-file={}` to enable (assuming default hostPath mounts)",
+        config.generate_kubeconfig.display()
+    );
+    let drained = server.run(shutdown.graceful(), options.grace).await;
+    tracing::info!(drained, "server stopped");
+    Ok(())
+}
+
+/// The key pair: loaded (and created when missing), or, with `--kubeconfig-pregenerated`,
+/// loaded only, and checked against the pregenerated kubeconfig.
+fn key_pair(config: &ServerConfig) -> anyhow::Result<KeyPair> {
+    if !config.kubeconfig_pregenerated {
+        let (pair, _) =
+            tls::load_or_create(&config.state_dir, &config.hostname, &config.address, true)
+                .context("could not load/generate a certificate")?;
+        return Ok(pair);
+    }
+    // upstream: server.go creates a key pair when it is missing even in pregenerated mode,
+    // which then does not match the kubeconfig the apiserver reads; we write nothing and
+    // refuse to start, because that pair could never be trusted.
+    let pair = match tls::load(&config.state_dir) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => anyhow::bail!(
+            "could not load/generate a certificate: --kubeconfig-pregenerated is set but {} or {} is missing in {}; run `init` first",
+            tls::CERT_FILE,
+            tls::KEY_FILE,
+            config.state_dir.display()
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(
+                "could not load/generate a certificate: the pregenerated key pair is unusable; run `init` again",
+            ));
+        }
+    };
+    let path = &config.generate_kubeconfig;
+    match kubeconfig::matches_pair(path, &pair) {
+        Ok(true) => {}
+        Ok(false) => anyhow::bail!(
+            "pregenerated webhook kubeconfig {} does not trust the certificate in {}; run `init` again",
+            path.display(),
+            config.state_dir.display()
+        ),
+        // The apiserver's copy may live elsewhere (another mount): nothing to compare.
+        Err(kubeconfig::Error::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            tracing::info!(
+                kubeconfigPath = %path.display(),
+                "no pregenerated webhook kubeconfig at this path; not checked against the key pair"
+            );
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context("invalid pregenerated webhook kubeconfig"));
+        }
+    }
+    Ok(pair)
+}
+
+/// The socket address for `--address` (an IP literal, bracketed or not, or a host name)
+/// and `--port`.
+async fn bind_address(address: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = address
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(address);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| {
+            format!("could not open TLS listener: cannot resolve address {address:?}")
+        })?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("could not open TLS listener: no address for {address:?}"))
+}
+
+/// Upstream logs the MountedFile mappings at startup; we log how many there are (the
+/// entries themselves can be long and are in the config file).
+fn log_mappings(config: &ServerConfig, chain: &Chain) {
+    let modes: Vec<&str> = chain.modes().iter().map(|m| m.name()).collect();
+    tracing::info!(backendModes = ?modes, "mapper chain started");
+    if config.backend_modes.contains(&BackendMode::MountedFile) {
+        tracing::info!(
+            mapRoles = config.role_mappings.len(),
+            mapUsers = config.user_mappings.len(),
+            mapAccounts = config.account_mappings.len(),
+            "MountedFile mappings configured"
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::server::cache::DEFAULT_MAX_TTL;
     use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<ServerArgs, clap::Error> {

@@ -59,14 +59,8 @@ pub trait TokenVerifier: Send + Sync + 'static {
     fn verify<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Verified, VerifyError>>;
 }
 
-/// The Kubernetes user an identity maps to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MappedUser {
-    /// The rendered user name.
-    pub username: String,
-    /// The rendered groups.
-    pub groups: Vec<String>,
-}
+/// The Kubernetes user an identity maps to: the mapper chain's own type.
+pub use crate::mapper::chain::MappedUser;
 
 /// Turns a verified identity into a Kubernetes user (the mapper chain).
 pub trait IdentityMapper: Send + Sync + 'static {
@@ -268,6 +262,13 @@ impl Authenticate {
             Ok(u) => u,
             Err(reason) => {
                 log_denied(info, &reason);
+                // A mapping failure's reason may name the caller's ARN or username: the
+                // answer of a scrubbed account carries only the generic text.
+                let reason = if loggable {
+                    reason
+                } else {
+                    crate::mapper::chain::Denied::NOT_MAPPED.to_owned()
+                };
                 return (
                     LABEL_UNKNOWN_USER,
                     review_response(

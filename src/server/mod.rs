@@ -4,9 +4,11 @@
 //! * [`review`]: the TokenReview types (`authentication.k8s.io/v1` and `v1beta1`).
 //! * [`authenticate`]: `POST /authenticate`, with the verifier and mapper behind traits.
 //! * [`cache`]: the verified-identity cache in front of STS.
+//! * [`adapt`]: the STS verifier and the mapper chain behind the handler's traits.
 //! * [`listener`]: accept loop, TLS handshake, HTTP/1.1 + HTTP/2, graceful drain.
 //! * [`health`], [`process`]: health answers and `/metrics`.
 
+pub mod adapt;
 pub mod authenticate;
 pub mod cache;
 pub mod health;
@@ -70,7 +72,12 @@ impl App {
         match req.uri().path() {
             "/authenticate" => self.authenticate.handle(req, client).await,
             "/healthz" => health::readiness(self.is_ready()),
-            "/metrics" => health::metrics(),
+            "/metrics" => {
+                crate::metrics::global()
+                    .ready
+                    .set(i64::from(self.is_ready()));
+                health::metrics()
+            }
             _ => health::not_found(),
         }
     }

@@ -1,0 +1,1213 @@
+//! The `server` subcommand as a process: `init` writes the key pair and the webhook
+//! kubeconfig, the binary serves on 127.0.0.1, and the tests talk to it as
+//! kube-apiserver does (the CA and URL from the kubeconfig, TokenReviews over TLS), with
+//! tokens minted by our own `token` command and verified by the local STS emulator.
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on setup failure by design
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use common::sts_emulator::{Identity, StsEmulator};
+use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv, bin};
+
+const ACCOUNT: &str = "123456789012";
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/Admin";
+const ASSUMED_ARN: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
+const ROLE_ID: &str = "AROAEXAMPLEADMIN";
+const OTHER_KEY: &str = "AKIAOTHEREXAMPLE0000";
+const OTHER_SECRET: &str = "otherSecretKeyEXAMPLEotherSecretKeyEXAMP";
+const V1: &str = "authentication.k8s.io/v1";
+const V1BETA1: &str = "authentication.k8s.io/v1beta1";
+
+/// Mounted-file mappings: the Admin role becomes `admin:<session>`.
+const MOUNTED_CONFIG: &str = "clusterID: my-cluster
+server:
+  mapRoles:
+    - roleARN: arn:aws:iam::123456789012:role/Admin
+      username: admin:{{SessionName}}
+      groups:
+        - system:masters
+        - devs
+";
+
+/// A test's world: a clean environment, the STS emulator knowing two keys, and a state
+/// directory.
+struct World {
+    env: TestEnv,
+    sts: StsEmulator,
+}
+
+impl World {
+    fn new() -> Self {
+        common::install_crypto_provider();
+        let mut env = TestEnv::new();
+        env.set("AWS_REGION", REGION);
+        let sts = StsEmulator::start().unwrap();
+        sts.add_identity(
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            Identity::new(ASSUMED_ARN, ACCOUNT, format!("{ROLE_ID}:alice")),
+        );
+        sts.add_identity(
+            OTHER_KEY,
+            OTHER_SECRET,
+            Identity::new(
+                "arn:aws:iam::123456789012:user/bob",
+                ACCOUNT,
+                "AIDAEXAMPLEBOB",
+            ),
+        );
+        let world = Self { env, sts };
+        std::fs::create_dir_all(world.state_dir()).unwrap();
+        world
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.env.home().join(name)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.state_dir().join("kubeconfig.yaml")
+    }
+
+    fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.path("config.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A token from our `token` command, signed with `key`/`secret`.
+    fn token_with(&self, key: &str, secret: &str) -> String {
+        let out = self
+            .env
+            .command(bin())
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .args(["token", "-i", CLUSTER_ID, "--token-only"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::describe(&out));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(
+            common::token_url(&token).starts_with(&format!("https://{STS_HOST}/")),
+            "{token}"
+        );
+        token
+    }
+
+    /// A token of the mapped Admin role (session `alice`).
+    fn token(&self) -> String {
+        self.token_with(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    }
+
+    /// `init` into the state dir, the webhook URL on `port`.
+    fn init(&self, port: u16) {
+        let state = self.state_dir();
+        let out = self.env.run(&[
+            "init",
+            "-i",
+            CLUSTER_ID,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ]);
+        assert!(out.status.success(), "{}", common::describe(&out));
+        assert!(self.kubeconfig().exists());
+    }
+
+    /// The `server` command line: JSON logs, the state dir, the emulator as STS, the
+    /// health port on loopback, then `extra`.
+    fn server_command(&self, extra: &[&str]) -> std::process::Command {
+        let mut cmd = self.env.command(bin());
+        cmd.args(["server", "-l", "json", "-i", CLUSTER_ID])
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--generate-kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--sts-resolve")
+            .arg(self.sts.resolve_arg(STS_HOST))
+            .arg("--sts-ca-file")
+            .arg(self.sts.ca_file())
+            .arg("--health-address=127.0.0.1:0")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts `server` and waits until it listens.
+    async fn start(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["--port=0"];
+        if extra.iter().any(|a| a.starts_with("--port")) {
+            args.clear();
+        }
+        args.extend_from_slice(extra);
+        let running = Running::spawn(self.server_command(&args));
+        running.listening().await;
+        running
+    }
+}
+
+/// A running `server` process and its log.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: std::process::Command) -> Self {
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The first JSON log line whose message starts with `prefix`.
+    fn find_log(&self, prefix: &str) -> Option<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+    }
+
+    /// Waits (bounded) for a log line starting with `prefix`.
+    async fn wait_log(&mut self, prefix: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = self.find_log(prefix) {
+                return v;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread catch up with the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Some(v) = self.find_log(prefix) {
+                    return v;
+                }
+                panic!(
+                    "server exited ({status}) before logging {prefix:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {prefix:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.find_log("serving health checks on").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn tls_addr(&self) -> SocketAddr {
+        let v = self.find_log("listening on ").unwrap();
+        v["address"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn health_addr(&self) -> SocketAddr {
+        let v = self.find_log("serving health checks on").unwrap();
+        v["address"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {within:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `server` to completion (for startup failures); one that keeps running is
+/// killed after a bound, so the test fails instead of hanging.
+fn run_to_exit(mut cmd: std::process::Command) -> std::process::Output {
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut v);
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The webhook kubeconfig as kube-apiserver reads it: server URL and CA (PEM).
+fn read_kubeconfig(path: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(v["current-context"], "webhook");
+    let cluster = &v["clusters"][0]["cluster"];
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster["certificate-authority-data"].as_str().unwrap())
+        .unwrap();
+    (
+        cluster["server"].as_str().unwrap().to_owned(),
+        String::from_utf8(ca).unwrap(),
+    )
+}
+
+/// A webhook client as kube-apiserver is one: it trusts the kubeconfig's CA and
+/// connects to its server URL.
+struct Webhook {
+    url: http::Uri,
+    tls: tokio_rustls::TlsConnector,
+    /// Connect here instead of resolving the URL's host (for port-0 servers whose
+    /// kubeconfig the test did not ask for).
+    addr: Option<SocketAddr>,
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Webhook {
+    fn from_kubeconfig(path: &Path) -> Self {
+        let (url, ca) = read_kubeconfig(path);
+        let config = aws_iam_authenticator::tls::pinned_client_config(&ca).unwrap();
+        Self {
+            url: url.parse().unwrap(),
+            tls: tokio_rustls::TlsConnector::from(config),
+            addr: None,
+        }
+    }
+
+    async fn connect(&self) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, bool) {
+        let host = self.url.host().unwrap().to_owned();
+        let port = self.url.port_u16().unwrap();
+        let addrs: Vec<SocketAddr> = match self.addr {
+            Some(a) => vec![a],
+            None => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .unwrap()
+                .collect(),
+        };
+        let mut last = None;
+        for a in addrs {
+            match tokio::net::TcpStream::connect(a).await {
+                Ok(tcp) => {
+                    let name = rustls_pki_types::ServerName::try_from(host.clone()).unwrap();
+                    let tls = self.tls.connect(name, tcp).await.unwrap();
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    return (tls, h2);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("could not connect to {}: {last:?}", self.url);
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> Answer {
+        let (tls, h2) = self.connect().await;
+        let req = Request::builder()
+            .method(method)
+            .uri(format!(
+                "https://{}{path}",
+                self.url.authority().unwrap().as_str()
+            ))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, */*")
+            .header("user-agent", "kube-apiserver-admission")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let io = TokioIo::new(tls);
+        let resp = if h2 {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        };
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A TokenReview, as kube-apiserver sends it.
+    async fn review(&self, version: &str, token: &str) -> Answer {
+        let body = json!({
+            "apiVersion": version,
+            "kind": "TokenReview",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"token": token},
+            "status": {"user": {}}
+        });
+        self.send(
+            Method::POST,
+            self.url.path(),
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+    }
+}
+
+/// A client for a server started with `--port=0`: the URL of the kubeconfig it wrote,
+/// which names the port it got.
+fn webhook(world: &World) -> Webhook {
+    Webhook::from_kubeconfig(&world.kubeconfig())
+}
+
+async fn plain_get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn assert_allowed(a: &Answer, version: &str, username: &str) {
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.content_type, "application/json; charset=UTF-8");
+    let v = a.json();
+    assert_eq!(v["apiVersion"], version);
+    assert_eq!(v["kind"], "TokenReview");
+    assert_eq!(v["status"]["authenticated"], true, "{v}");
+    let user = &v["status"]["user"];
+    assert_eq!(user["username"], username, "{v}");
+    assert_eq!(
+        user["uid"],
+        format!("aws-iam-authenticator:{ACCOUNT}:{ROLE_ID}")
+    );
+    assert_eq!(user["groups"], json!(["system:masters", "devs"]));
+    assert_eq!(user["extra"]["arn"], json!([ASSUMED_ARN]));
+    assert_eq!(user["extra"]["canonicalArn"], json!([ROLE_ARN]));
+    assert_eq!(user["extra"]["sessionName"], json!(["alice"]));
+    assert_eq!(user["extra"]["accessKeyId"], json!([ACCESS_KEY_ID]));
+    assert_eq!(
+        user["extra"]["sigs.k8s.io/aws-iam-authenticator/principalId"],
+        json!([ROLE_ID])
+    );
+    assert_eq!(user["extra"]["principalId"], json!([ROLE_ID]));
+    assert!(a.text().ends_with("}\n"));
+}
+
+fn assert_denied(a: &Answer, status: StatusCode, version: &str) {
+    assert_eq!(a.status, status, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["apiVersion"], version);
+    assert_eq!(v["status"]["authenticated"], false, "{v}");
+    assert_eq!(v["status"]["user"], json!({}));
+    assert!(v["status"]["error"].is_string(), "{v}");
+}
+
+/// `init`, then `server` on the port `init` wrote into the kubeconfig: the test reads
+/// that kubeconfig, trusts its CA and posts to its URL, exactly as kube-apiserver.
+#[tokio::test]
+async fn init_then_server_allows_mapped_and_denies_unmapped() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let port = free_port();
+    world.init(port);
+    let kubeconfig_before = std::fs::read(world.kubeconfig()).unwrap();
+    let mut server = world
+        .start(&["-c", config.to_str().unwrap(), &format!("--port={port}")])
+        .await;
+    assert_eq!(server.tls_addr().port(), port);
+    // The server found the pair and kubeconfig of init: nothing changed.
+    assert_eq!(
+        std::fs::read(world.kubeconfig()).unwrap(),
+        kubeconfig_before
+    );
+
+    let hook = Webhook::from_kubeconfig(&world.kubeconfig());
+    assert_eq!(
+        hook.url.to_string(),
+        format!("https://localhost:{port}/authenticate")
+    );
+    let token = world.token();
+    for version in [V1, V1BETA1] {
+        assert_allowed(&hook.review(version, &token).await, version, "admin:alice");
+    }
+    // The second and third reviews of one token cost no STS call.
+    assert_eq!(world.sts.request_count(), 1);
+    let sts = &world.sts.requests()[0];
+    assert_eq!(sts.header("x-k8s-aws-id"), Some(CLUSTER_ID));
+
+    let other = world.token_with(OTHER_KEY, OTHER_SECRET);
+    for version in [V1, V1BETA1] {
+        assert_denied(
+            &hook.review(version, &other).await,
+            StatusCode::FORBIDDEN,
+            version,
+        );
+    }
+    server.wait_log("access denied").await;
+    let granted = server.wait_log("access granted").await;
+    assert_eq!(granted["username"], "admin:alice");
+
+    // Metrics with upstream's names, and the process metrics.
+    let metrics = hook.send(Method::GET, "/metrics", Vec::new()).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.text();
+    assert!(
+        text.contains(
+            "aws_iam_authenticator_authenticate_latency_seconds_count{result=\"success\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "aws_iam_authenticator_authenticate_latency_seconds_count{result=\"uknown_user\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+    assert!(text.contains("\naws_iam_authenticator_ready 1"), "{text}");
+
+    // No token ever reaches the log.
+    let log = server.log_text();
+    for t in [&token, &other] {
+        assert!(!log.contains(t.as_str()));
+        let sig = common::token_url(t);
+        let sig = sig.split("X-Amz-Signature=").nth(1).unwrap();
+        assert!(!log.contains(sig), "signature in the log");
+    }
+}
+
+/// `curl`, an independent TLS client, trusts the kubeconfig's CA and checks the host
+/// name against the certificate, as Go's client in kube-apiserver does.
+#[tokio::test]
+async fn curl_with_the_kubeconfig_ca() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    }
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let port = free_port();
+    world.init(port);
+    let _server = world
+        .start(&["-c", config.to_str().unwrap(), &format!("--port={port}")])
+        .await;
+    let (url, ca) = read_kubeconfig(&world.kubeconfig());
+    let ca_file = world.path("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let body = json!({"apiVersion": V1, "kind": "TokenReview", "spec": {"token": world.token()}});
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&ca_file)
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(body.to_string())
+            .arg(&url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"]["user"]["username"], "admin:alice", "{v}");
+}
+
+/// Malformed requests: the status codes and texts of upstream's handler, never a 500.
+#[tokio::test]
+async fn malformed_requests() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = webhook(&world);
+
+    let a = hook
+        .send(Method::POST, "/authenticate", b"not valid json".to_vec())
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.text(), "expected a request body to be a TokenReview\n");
+
+    let a = hook.send(Method::POST, "/authenticate", Vec::new()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.text(), "expected a request body\n");
+
+    let a = hook.send(Method::GET, "/authenticate", Vec::new()).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(a.text(), "expected POST\n");
+
+    let a = hook.send(Method::POST, "/nope", b"{}".to_vec()).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.text(), "404 page not found\n");
+
+    let huge = json!({"apiVersion": V1, "spec": {"token": "k8s-aws-v1.".to_owned() + &"A".repeat(100 * 1024)}});
+    let a = hook
+        .send(
+            Method::POST,
+            "/authenticate",
+            serde_json::to_vec(&huge).unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.text());
+
+    for version in [V1, V1BETA1] {
+        assert_denied(
+            &hook.review(version, "").await,
+            StatusCode::FORBIDDEN,
+            version,
+        );
+        // Not a token at all: denied before any STS call.
+        assert_denied(
+            &hook.review(version, "k8s-aws-v1.decodingerror").await,
+            StatusCode::FORBIDDEN,
+            version,
+        );
+    }
+    assert_eq!(world.sts.request_count(), 0);
+
+    // /healthz on the TLS port, `ok` on every path of the health port.
+    let a = hook.send(Method::GET, "/healthz", Vec::new()).await;
+    assert_eq!((a.status, a.text().as_str()), (StatusCode::OK, "ok"));
+    let health = server.health_addr();
+    assert_eq!(
+        plain_get(health, "/anything").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+    assert_eq!(
+        plain_get(health, "/readyz").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+}
+
+/// STS throttling is a 429; STS down or hanging is a 403 within the STS timeout.
+#[tokio::test]
+async fn sts_throttled_down_and_slow() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let _server = world
+        .start(&[
+            "-c",
+            config.to_str().unwrap(),
+            "--sts-timeout=500ms",
+            "--token-cache-ttl=0",
+        ])
+        .await;
+    let hook = webhook(&world);
+    let token = world.token();
+
+    world.sts.set_throttle(true);
+    assert_denied(
+        &hook.review(V1, &token).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        V1,
+    );
+    world.sts.set_throttle(false);
+    assert_allowed(&hook.review(V1, &token).await, V1, "admin:alice");
+
+    world.sts.set_down(true);
+    let started = Instant::now();
+    assert_denied(&hook.review(V1, &token).await, StatusCode::FORBIDDEN, V1);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    world.sts.set_down(false);
+
+    world.sts.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    assert_denied(&hook.review(V1, &token).await, StatusCode::FORBIDDEN, V1);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    world.sts.set_delay(Duration::ZERO);
+}
+
+/// A client that never finishes its headers is disconnected after the header timeout.
+#[tokio::test]
+async fn slow_client_is_cut_off() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let _server = world
+        .start(&[
+            "-c",
+            config.to_str().unwrap(),
+            "--read-header-timeout=300ms",
+        ])
+        .await;
+    let mut hook = webhook(&world);
+    // HTTP/1.1 only, so the request line is ours to dribble.
+    let mut tls = (*aws_iam_authenticator::tls::pinned_client_config(
+        &read_kubeconfig(&world.kubeconfig()).1,
+    )
+    .unwrap())
+    .clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    hook.tls = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let (mut stream, h2) = hook.connect().await;
+    assert!(!h2);
+    stream
+        .write_all(b"POST /authenticate HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "connection still open after 5 s");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+fn dynamic_file(username: &str) -> String {
+    json!({
+        "LastUpdatedDateTime": "1700000000",
+        "Version": "1",
+        "mapRoles": [{
+            "rolearn": ROLE_ARN,
+            "username": username,
+            "groups": ["system:masters", "devs"]
+        }]
+    })
+    .to_string()
+}
+
+/// Reviews `token` until the answer satisfies `ok` (bounded).
+async fn review_until(hook: &Webhook, token: &str, what: &str, ok: impl Fn(&Answer) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = hook.review(V1, token).await;
+        if ok(&a) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {what}; last answer {} {}",
+            a.status,
+            a.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn username_is(name: &'static str) -> impl Fn(&Answer) -> bool {
+    move |a| a.status == StatusCode::OK && a.json()["status"]["user"]["username"] == name
+}
+
+/// The DynamicFile backend follows its file while the server runs: in-place edits,
+/// atomic replacement, a broken version (the last good mappings stay), deletion and
+/// re-creation.
+#[tokio::test]
+async fn dynamic_file_follows_the_file() {
+    let world = World::new();
+    let dynamic = world.path("access-entries.json");
+    std::fs::write(&dynamic, dynamic_file("first")).unwrap();
+    let config = world.write_config(&format!(
+        "clusterID: my-cluster\nserver:\n  backendMode: [DynamicFile]\n  dynamicfilepath: {}\n",
+        dynamic.display()
+    ));
+    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = webhook(&world);
+    let token = world.token();
+    review_until(&hook, &token, "mapped to first", username_is("first")).await;
+
+    // Edited in place.
+    std::fs::write(&dynamic, dynamic_file("second-edit")).unwrap();
+    review_until(
+        &hook,
+        &token,
+        "mapped to second-edit",
+        username_is("second-edit"),
+    )
+    .await;
+
+    // Replaced atomically, as editors and kubelet's projected volumes do.
+    let tmp = world.path(".access-entries.json.tmp");
+    std::fs::write(&tmp, dynamic_file("third-replaced")).unwrap();
+    std::fs::rename(&tmp, &dynamic).unwrap();
+    review_until(
+        &hook,
+        &token,
+        "mapped to third-replaced",
+        username_is("third-replaced"),
+    )
+    .await;
+
+    // A broken version is refused whole; the last good mappings stay.
+    std::fs::write(&dynamic, "{\"mapRoles\": [ {\"rolearn\": ").unwrap();
+    let health = server.health_addr();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = {
+            let a = hook.send(Method::GET, "/metrics", Vec::new()).await;
+            (a.status, a.text())
+        };
+        if metrics.contains("aws_iam_authenticator_dynamicfile_failures_total 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reload failure counted:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_allowed(&hook.review(V1, &token).await, V1, "third-replaced");
+    assert_eq!(plain_get(health, "/readyz").await.0, StatusCode::OK);
+
+    // Deleted: nothing is mapped any more.
+    std::fs::remove_file(&dynamic).unwrap();
+    review_until(&hook, &token, "denied", |a| {
+        a.status == StatusCode::FORBIDDEN
+    })
+    .await;
+
+    // Created again.
+    std::fs::write(&dynamic, dynamic_file("fourth-recreated")).unwrap();
+    review_until(
+        &hook,
+        &token,
+        "mapped to fourth-recreated",
+        username_is("fourth-recreated"),
+    )
+    .await;
+    // One STS call for the whole test: mappings are applied fresh to the cached identity.
+    assert_eq!(world.sts.request_count(), 1);
+}
+
+/// SIGTERM while a review waits for STS: the review completes, then the process exits 0.
+#[tokio::test]
+async fn sigterm_lets_the_open_request_finish() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = Arc::new(webhook(&world));
+    let token = world.token();
+    world.sts.set_delay(Duration::from_millis(800));
+    let in_flight = {
+        let hook = Arc::clone(&hook);
+        tokio::spawn(async move { hook.review(V1, &token).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while world.sts.request_count() == 0 {
+        assert!(Instant::now() < deadline, "the review never reached STS");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("TERM");
+    let answer = in_flight.await.unwrap();
+    assert_allowed(&answer, V1, "admin:alice");
+    let status = server.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    assert!(server.find_log("received signal").is_some());
+}
+
+/// A second signal ends the process at once, even with a request open.
+#[tokio::test]
+async fn second_signal_exits_at_once() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = Arc::new(webhook(&world));
+    let token = world.token();
+    world.sts.set_delay(Duration::from_secs(2));
+    let _in_flight = {
+        let hook = Arc::clone(&hook);
+        tokio::spawn(async move {
+            let _ = hook.review(V1, &token).await;
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while world.sts.request_count() == 0 {
+        assert!(Instant::now() < deadline, "the review never reached STS");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("TERM");
+    server.wait_log("received signal").await;
+    server.signal("INT");
+    let started = Instant::now();
+    let status = server.wait_exit(Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(status.code(), Some(1));
+    world.sts.set_delay(Duration::ZERO);
+}
+
+/// A key pair made the way the upstream Go tool's users make one (RSA, PKCS#1) is
+/// loaded as it is and served.
+#[tokio::test]
+async fn upstream_rsa_pair_is_served() {
+    let world = World::new();
+    let state = world.state_dir();
+    let key = state.join("key.pem");
+    let cert = state.join("cert.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::describe(&out));
+    };
+    openssl(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        key.to_str().unwrap(),
+        "2048",
+    ]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=aws-iam-authenticator",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]);
+    let key_before = std::fs::read(&key).unwrap();
+    let cert_before = std::fs::read(&cert).unwrap();
+    assert!(key_before.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
+
+    let config = world.write_config(MOUNTED_CONFIG);
+    let _server = world.start(&["-c", config.to_str().unwrap()]).await;
+    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+    assert_eq!(std::fs::read(&cert).unwrap(), cert_before);
+    let (_, ca) = read_kubeconfig(&world.kubeconfig());
+    let pem_der = |pem: &str| {
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    assert_eq!(
+        pem_der(&ca),
+        pem_der(std::str::from_utf8(&cert_before).unwrap())
+    );
+    let hook = webhook(&world);
+    assert_allowed(&hook.review(V1, &world.token()).await, V1, "admin:alice");
+}
+
+/// Every file in `dir`, with its bytes and modification time.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+                meta.modified().unwrap(),
+                meta.permissions().mode(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// With `--kubeconfig-pregenerated=true` the server reads what `init` made and writes
+/// nothing.
+#[tokio::test]
+async fn pregenerated_writes_nothing() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let port = free_port();
+    world.init(port);
+    let before = snapshot(&world.state_dir());
+    assert_eq!(before.len(), 3);
+    // Let any rewrite show up as a new modification time.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut server = world
+        .start(&[
+            "-c",
+            config.to_str().unwrap(),
+            &format!("--port={port}"),
+            "--kubeconfig-pregenerated=true",
+        ])
+        .await;
+    let hook = Webhook::from_kubeconfig(&world.kubeconfig());
+    assert_allowed(&hook.review(V1, &world.token()).await, V1, "admin:alice");
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(10)).await.code(),
+        Some(0)
+    );
+    assert_eq!(snapshot(&world.state_dir()), before);
+}
+
+/// Pregenerated mode without the files, or with a kubeconfig for another key pair,
+/// refuses to start, clearly, and still writes nothing.
+#[tokio::test]
+async fn pregenerated_files_missing_or_mismatched() {
+    let world = World::new();
+    let out = run_to_exit(world.server_command(&["--port=0", "--kubeconfig-pregenerated=true"]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--kubeconfig-pregenerated is set but cert.pem or key.pem is missing"),
+        "{err}"
+    );
+    assert!(snapshot(&world.state_dir()).is_empty());
+
+    // A kubeconfig that trusts another certificate.
+    world.init(free_port());
+    let kubeconfig = std::fs::read(world.kubeconfig()).unwrap();
+    std::fs::remove_file(world.state_dir().join("key.pem")).unwrap();
+    std::fs::remove_file(world.state_dir().join("cert.pem")).unwrap();
+    world.init(free_port());
+    std::fs::write(world.kubeconfig(), &kubeconfig).unwrap();
+    let before = snapshot(&world.state_dir());
+    let out = run_to_exit(world.server_command(&["--port=0", "--kubeconfig-pregenerated=true"]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not trust the certificate in"), "{err}");
+    assert_eq!(snapshot(&world.state_dir()), before);
+}
+
+/// Without `init`, the server creates the key pair in the state dir and writes the
+/// webhook kubeconfig (atomically, 0644) naming the port it got.
+#[tokio::test]
+async fn server_creates_pair_and_kubeconfig() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let files = snapshot(&world.state_dir());
+    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["cert.pem", "key.pem", "kubeconfig.yaml"]);
+    let mode = |name: &str| {
+        std::fs::metadata(world.state_dir().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("key.pem"), 0o600);
+    assert_eq!(mode("cert.pem"), 0o644);
+    assert_eq!(mode("kubeconfig.yaml"), 0o644);
+    let (url, _) = read_kubeconfig(&world.kubeconfig());
+    assert_eq!(
+        url,
+        format!(
+            "https://localhost:{}/authenticate",
+            server.tls_addr().port()
+        )
+    );
+}
+
+/// Config errors: a bad value names the file and the key; an unknown key is a warning
+/// naming both; upstream's validation messages.
+#[tokio::test]
+async fn config_file_errors_and_warnings() {
+    let world = World::new();
+    let config = world.write_config("clusterID: my-cluster\nserver:\n  port: lots\n");
+    let out = run_to_exit(world.server_command(&["-c", config.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(config.to_str().unwrap()), "{err}");
+    assert!(err.to_lowercase().contains("server.port"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Authenticator Version: \"0.7.18\""));
+
+    let config =
+        world.write_config("clusterID: my-cluster\nserver:\n  backendMode: [DynamicFile]\n");
+    let out = run_to_exit(world.server_command(&["-c", config.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("dynamicfile is set in backend-mode but dynamicfilepath is not set"),
+        "{}",
+        common::describe(&out)
+    );
+
+    let mut no_id = world.env.command(bin());
+    no_id
+        .args([
+            "server",
+            "--port=0",
+            "--health-address=127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(world.state_dir())
+        .arg("--generate-kubeconfig")
+        .arg(world.kubeconfig())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = run_to_exit(no_id);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cluster ID cannot be empty"),
+        "{}",
+        common::describe(&out)
+    );
+
+    let config = world.write_config(&format!("{MOUNTED_CONFIG}  bogusKey: 1\n"));
+    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let warning = server.find_log("configuration file").unwrap();
+    let msg = warning["message"].as_str().unwrap();
+    assert!(msg.contains(config.to_str().unwrap()), "{msg}");
+    assert!(msg.contains("server.boguskey"), "{msg}");
+}
+
+/// The Kubernetes-backed modes without a reachable API server: a startup error when
+/// there is no client configuration at all, not-ready when the server is unreachable.
+#[tokio::test]
+async fn kubernetes_backends_without_an_api_server() {
+    let world = World::new();
+    let out = run_to_exit(world.server_command(&["--port=0", "--backend-mode=EKSConfigMap"]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("backend-mode \"EKSConfigMap\" creation failed"),
+        "{err}"
+    );
+
+    let closed = format!("--master=https://127.0.0.1:{}", free_port());
+    let server = world.start(&["--backend-mode=CRD", &closed]).await;
+    let hook = webhook(&world);
+    let a = hook.send(Method::GET, "/healthz", Vec::new()).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        plain_get(server.health_addr(), "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Liveness stays `ok`, as upstream's probes expect.
+    assert_eq!(
+        plain_get(server.health_addr(), "/healthz").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+}
