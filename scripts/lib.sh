@@ -1,0 +1,66 @@
+# Shared by scripts/demo.sh and scripts/bench.sh: a local stack on loopback, made of the
+# STS emulator, `init` and `server`. Source it after setting `work` (a temp dir), `bin` and
+# `emulator` (paths of the built binaries); processes started here are added to `pids`.
+
+# Prints N free loopback TCP ports, space separated.
+free_ports() {
+    python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))' "$1"
+}
+
+# start_emulator AKID,SECRET,ARN,ACCOUNT,USERID...
+# Starts the STS emulator knowing those identities; sets `sts_addr`, `sts_ca` and `sts`
+# (the `--sts-resolve`/`--sts-ca-file` flags that send STS calls for `sts_host` to it).
+start_emulator() {
+    local args=() identity
+    for identity in "$@"; do
+        args+=(--identity "$identity")
+    done
+    sts_ca="$work/sts-ca.pem"
+    "$emulator" "${args[@]}" --ca-file "$sts_ca" >"$work/emulator.json" 2>"$work/emulator.log" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        [ -s "$work/emulator.json" ] && break
+        sleep 0.1
+    done
+    sts_addr="$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$work/emulator.json")"
+    [ -n "$sts_addr" ] || { echo "the emulator did not start:" >&2; cat "$work/emulator.log" >&2; return 1; }
+    # Tokens keep their real STS URL; only the connection goes to the emulator.
+    sts=(--sts-resolve "$sts_host=$sts_addr" --sts-ca-file "$sts_ca")
+}
+
+# start_server HEALTH_PORT SERVER-ARGS...
+# Starts `server` in the background (stderr in $work/server.log), sets `server_pid`, and
+# waits until its /readyz answers.
+start_server() {
+    local health_port=$1
+    shift
+    "${base_env[@]}" "$bin" server --health-address "127.0.0.1:$health_port" "$@" \
+        >"$work/server.out" 2>"$work/server.log" &
+    server_pid=$!
+    pids=("$server_pid" "${pids[@]}")
+    for _ in $(seq 100); do
+        curl -fsS "http://127.0.0.1:$health_port/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "the server did not become ready:" >&2
+    cat "$work/server.log" >&2
+    return 1
+}
+
+# webhook_endpoint KUBECONFIG: what kube-apiserver takes from the webhook kubeconfig.
+# Sets `url` and writes the CA to $work/webhook-ca.pem.
+webhook_endpoint() {
+    url="$(sed -n 's/^ *server: *//p' "$1" | head -1)"
+    sed -n 's/^ *certificate-authority-data: *//p' "$1" | head -1 | base64 -d >"$work/webhook-ca.pem"
+}
+
+# review_body TOKEN: a TokenReview as kube-apiserver sends it.
+review_body() {
+    printf '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"%s"}}' "$1"
+}
