@@ -1223,3 +1223,143 @@ async fn kubernetes_backends_without_an_api_server() {
         (StatusCode::OK, "ok".to_owned())
     );
 }
+
+/// A token minted by `aws eks get-token` (the AWS CLI, offline, with the same fake keys)
+/// is accepted exactly as one of ours.
+#[tokio::test]
+async fn aws_cli_token_is_allowed() {
+    let Some(aws) = common::venv_tool("aws") else {
+        return;
+    };
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let _server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let out = world
+        .env
+        .command(aws)
+        .args([
+            "eks",
+            "get-token",
+            "--cluster-name",
+            CLUSTER_ID,
+            "--region",
+            REGION,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let cred: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = cred["status"]["token"].as_str().unwrap();
+    let hook = webhook(&world);
+    for version in [V1, V1BETA1] {
+        assert_allowed(&hook.review(version, token).await, version, "admin:alice");
+    }
+}
+
+/// Python that decodes TokenReviews with the `kubernetes` client's own models (an
+/// independent reading of the API types) and prints what it understood.
+const PY_DECODE: &str = r#"
+import json, sys
+from kubernetes.client import ApiClient
+
+class Response:
+    def __init__(self, data):
+        self.data = data
+
+client = ApiClient()
+out = []
+for path in sys.argv[1:]:
+    with open(path) as f:
+        review = client.deserialize(Response(f.read()), "V1TokenReview")
+    user = review.status.user
+    out.append({
+        "apiVersion": review.api_version,
+        "kind": review.kind,
+        "authenticated": review.status.authenticated,
+        "error": review.status.error,
+        "username": user.username if user else None,
+        "uid": user.uid if user else None,
+        "groups": user.groups if user else None,
+        "extra": user.extra if user else None,
+    })
+print(json.dumps(out))
+"#;
+
+/// The TokenReviews we answer (allowed and denied, v1 and v1beta1; the two versions have
+/// one schema) decode with the Kubernetes Python client's `V1TokenReview` model and with
+/// k8s-openapi's.
+#[tokio::test]
+async fn answers_decode_with_independent_models() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let _server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = webhook(&world);
+    let token = world.token();
+    let other = world.token_with(OTHER_KEY, OTHER_SECRET);
+    let mut answers = Vec::new();
+    for version in [V1, V1BETA1] {
+        answers.push((version, true, hook.review(version, &token).await.body));
+        answers.push((version, false, hook.review(version, &other).await.body));
+    }
+
+    // k8s-openapi (v1 only: it has no v1beta1 types; the v1beta1 status has the v1 shape).
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus};
+    for (version, allowed, body) in &answers {
+        let status: TokenReviewStatus = if *version == V1 {
+            let review: TokenReview = serde_json::from_slice(body).unwrap();
+            review.status.unwrap()
+        } else {
+            let v: Value = serde_json::from_slice(body).unwrap();
+            serde_json::from_value(v["status"].clone()).unwrap()
+        };
+        assert_eq!(status.authenticated, Some(*allowed));
+        if *allowed {
+            let user = status.user.unwrap();
+            assert_eq!(user.username.as_deref(), Some("admin:alice"));
+            assert_eq!(
+                user.groups.unwrap(),
+                ["system:masters".to_owned(), "devs".to_owned()]
+            );
+            assert_eq!(user.extra.unwrap()["canonicalArn"], [ROLE_ARN.to_owned()]);
+        } else {
+            assert!(status.error.is_some());
+        }
+    }
+
+    let Some(python) = common::venv_tool("python") else {
+        return;
+    };
+    let mut paths = Vec::new();
+    for (i, (_, _, body)) in answers.iter().enumerate() {
+        let p = world.path(&format!("review-{i}.json"));
+        std::fs::write(&p, body).unwrap();
+        paths.push(p);
+    }
+    let out = world
+        .env
+        .command(python)
+        .arg("-c")
+        .arg(PY_DECODE)
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let decoded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, (version, allowed, _)) in answers.iter().enumerate() {
+        let d = &decoded[i];
+        assert_eq!(d["apiVersion"], *version);
+        assert_eq!(d["kind"], "TokenReview");
+        assert_eq!(d["authenticated"], *allowed, "{d}");
+        if *allowed {
+            assert_eq!(d["username"], "admin:alice");
+            assert_eq!(
+                d["uid"],
+                format!("aws-iam-authenticator:{ACCOUNT}:{ROLE_ID}")
+            );
+            assert_eq!(d["groups"], json!(["system:masters", "devs"]));
+            assert_eq!(d["extra"]["sessionName"], json!(["alice"]));
+        } else {
+            assert!(d["error"].is_string(), "{d}");
+        }
+    }
+}
