@@ -1,0 +1,618 @@
+//! The Talos system extension's sources and the image tree built from them, checked as
+//! Talos and its `extensions-validator` check them, and more strictly: Talos decodes the
+//! service spec leniently (a misplaced key is silently dropped), so here every key must
+//! be where Talos reads it.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const SPEC: &str = include_str!("../extension/aws-iam-authenticator.yaml");
+const MANIFEST: &str = include_str!("../manifest.yaml");
+const PKG: &str = include_str!("../pkg.yaml");
+const VARS: &str = include_str!("../vars.yaml");
+
+// ---- A mirror of Talos's extension service `Spec` (pkg/machinery/extensions/services). ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    name: String,
+    container: Container,
+    #[serde(default)]
+    depends: Vec<Dependency>,
+    restart: Option<String>,
+    #[serde(default, rename = "logToConsole")]
+    _log_to_console: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Container {
+    #[serde(default)]
+    entrypoint: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    environment: Vec<String>,
+    #[serde(default, rename = "environmentFile")]
+    _environment_file: Option<String>,
+    #[serde(default)]
+    mounts: Vec<Mount>,
+    #[serde(default)]
+    security: Option<Security>,
+}
+
+/// opencontainers runtime-spec `Mount`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mount {
+    destination: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    options: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Security {
+    #[serde(default)]
+    writeable_rootfs: bool,
+    #[serde(default)]
+    _writeable_sysfs: bool,
+    #[serde(default)]
+    _masked_paths: Option<Vec<String>>,
+    #[serde(default)]
+    _readonly_paths: Option<Vec<String>>,
+    #[serde(default)]
+    _rootfs_propagation: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dependency {
+    service: Option<String>,
+    path: Option<String>,
+    network: Option<Vec<String>>,
+    time: Option<bool>,
+    configuration: Option<bool>,
+}
+
+/// `Spec.Validate()` as Talos and the validator run it.
+fn validate_spec(spec: &Spec) -> Result<(), String> {
+    let mut errors = Vec::new();
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        errors.push(format!("name {:?} is invalid", spec.name));
+    }
+    match spec.restart.as_deref() {
+        Some("always" | "never" | "untilSuccess") => {}
+        other => errors.push(format!("restart kind is invalid: {other:?}")),
+    }
+    if spec.container.entrypoint.is_empty() {
+        errors.push("container endpoint can't be empty".to_owned());
+    }
+    for dep in &spec.depends {
+        let set = [
+            dep.service.is_some(),
+            dep.path.is_some(),
+            dep.network.is_some(),
+            dep.time.is_some(),
+            dep.configuration.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        match set {
+            0 => errors.push("no dependency specified".to_owned()),
+            1 => {}
+            _ => errors.push("more than a single dependency is set".to_owned()),
+        }
+        if let Some(p) = &dep.path
+            && !p.starts_with('/')
+        {
+            errors.push(format!("path is not absolute: {p:?}"));
+        }
+        for n in dep.network.iter().flatten() {
+            if !["addresses", "connectivity", "hostname", "etcfiles"].contains(&n.as_str()) {
+                errors.push(format!("invalid network dependency {n:?}"));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+fn parse_spec(text: &str) -> Result<Spec, String> {
+    let spec: Spec = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    validate_spec(&spec)?;
+    Ok(spec)
+}
+
+#[test]
+fn service_spec_is_strictly_valid_and_does_what_the_design_says() {
+    let spec = parse_spec(SPEC).unwrap();
+    assert_eq!(spec.name, "aws-iam-authenticator");
+    assert_eq!(spec.restart.as_deref(), Some("untilSuccess"));
+    assert_eq!(
+        spec.container.entrypoint,
+        "/usr/local/bin/aws-iam-authenticator"
+    );
+    assert_eq!(spec.container.args, ["talos-init"]);
+    // No environment in the spec: ExtensionServiceConfig values would be shadowed by it.
+    assert!(spec.container.environment.is_empty());
+    // Writes must reach the host, not a tmpfs overlay dropped on exit.
+    assert!(
+        spec.container
+            .security
+            .as_ref()
+            .is_none_or(|s| !s.writeable_rootfs)
+    );
+    let [mount] = spec.container.mounts.as_slice() else {
+        panic!("one mount expected: {:?}", spec.container.mounts);
+    };
+    assert_eq!(
+        mount.source.as_deref(),
+        Some("/var/lib/aws-iam-authenticator")
+    );
+    assert_eq!(mount.destination, "/usr/local/lib/aws-iam-authenticator");
+    assert_eq!(mount.kind.as_deref(), Some("bind"));
+    assert!(
+        mount.options.contains(&"rbind".to_owned()) && mount.options.contains(&"rw".to_owned())
+    );
+    // The destination is talos-init's default STATE_DIR.
+    assert_eq!(
+        mount.destination,
+        aws_iam_authenticator::talos::DEFAULT_STATE_DIR
+    );
+    let deps: Vec<_> = spec
+        .depends
+        .iter()
+        .map(|d| (d.time, d.configuration))
+        .collect();
+    assert_eq!(deps, [(Some(true), None), (None, Some(true))]);
+}
+
+/// The service spec of the original extension draft: `mounts:` at the top level, where
+/// Talos silently ignores it (so nothing reached the host).
+const DRAFT_SPEC: &str = "\
+name: aws-iam-authenticator
+depends:
+  - service: cri
+  - network:
+      - addresses
+      - connectivity
+      - etcfiles
+  - configuration: true
+  - time: true
+container:
+  entrypoint: ./init
+  environment:
+    - PATH=/sbin:/usr/local/bin
+  security:
+    writeableRootfs: true
+mounts:
+  - source: /usr/local/lib/aws-iam-authenticator
+    destination: /usr/local/lib/aws-iam-authenticator
+    type: bind
+    options:
+      - rbind
+      - rshared
+      - rw
+restart: never
+";
+
+#[test]
+fn misplaced_or_invalid_spec_keys_are_rejected() {
+    let e = parse_spec(DRAFT_SPEC).unwrap_err();
+    assert!(e.contains("mounts"), "{e}");
+    // The same draft with its mounts where Talos reads them decodes.
+    let fixed = DRAFT_SPEC
+        .replace("mounts:\n  - source", "  mounts:\n    - source")
+        .replace("\n    destination", "\n      destination")
+        .replace("\n    type", "\n      type")
+        .replace(
+            "\n    options:\n      - rbind\n      - rshared\n      - rw",
+            "\n      options: [rbind, rshared, rw]",
+        );
+    parse_spec(&fixed).unwrap();
+
+    let no_restart = SPEC.replace("restart: untilSuccess", "");
+    assert!(
+        parse_spec(&no_restart)
+            .unwrap_err()
+            .contains("restart kind is invalid")
+    );
+    let two_keys = SPEC.replace(
+        "  - time: true\n",
+        "  - time: true\n    configuration: true\n",
+    );
+    assert!(
+        parse_spec(&two_keys)
+            .unwrap_err()
+            .contains("more than a single dependency")
+    );
+    let bad_name = SPEC.replace("name: aws-iam-authenticator", "name: AWS");
+    assert!(parse_spec(&bad_name).unwrap_err().contains("name"));
+    let no_entry = SPEC.replace("  entrypoint: /usr/local/bin/aws-iam-authenticator\n", "");
+    assert!(
+        parse_spec(&no_entry)
+            .unwrap_err()
+            .contains("endpoint can't be empty")
+    );
+    let typo = SPEC.replace("restart:", "restrat: x\nrestart:");
+    assert!(parse_spec(&typo).is_err());
+}
+
+// ---- manifest.yaml (pkg/machinery/extensions/metadata.go) ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    version: String,
+    metadata: Metadata,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Metadata {
+    name: String,
+    version: String,
+    author: String,
+    description: String,
+    compatibility: Compatibility,
+    #[serde(default)]
+    _extra_info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Compatibility {
+    talos: Constraint,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Constraint {
+    version: String,
+}
+
+/// `^v?\d+\.\d+\.\d+(-prerelease)?$`, the validator's semver form.
+fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let core = v
+        .split_once('-')
+        .map_or(v, |(c, pre)| if pre.is_empty() { "" } else { c });
+    let mut parts = core.split('.');
+    let mut num = || {
+        parts
+            .next()
+            .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))?
+            .parse()
+            .ok()
+    };
+    let r = (num()?, num()?, num()?);
+    parts.next().is_none().then_some(r)
+}
+
+fn cargo_version() -> String {
+    format!("v{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[test]
+fn manifest_is_valid_and_versioned_from_cargo_toml() {
+    let m: Manifest = serde_saphyr::from_str(MANIFEST).unwrap();
+    assert_eq!(m.version, "v1alpha1");
+    assert_eq!(m.metadata.name, "aws-iam-authenticator");
+    assert!(!m.metadata.author.is_empty() && !m.metadata.description.is_empty());
+    assert!(
+        parse_semver(&m.metadata.version).is_some(),
+        "{}",
+        m.metadata.version
+    );
+    assert_eq!(m.metadata.version, cargo_version());
+    // A ">= vX.Y.Z" range the pinned validator (Talos machinery 1.13.0) accepts.
+    let min = m
+        .metadata
+        .compatibility
+        .talos
+        .version
+        .strip_prefix(">= ")
+        .and_then(parse_semver)
+        .unwrap();
+    assert!(min <= (1, 13, 0), "{min:?}");
+    assert!(
+        min >= (1, 10, 0),
+        "readonly volume mounts need Talos 1.10: {min:?}"
+    );
+
+    // vars.yaml (pkg.yaml's VERSION) agrees too.
+    let vars: serde_json::Value = serde_saphyr::from_str(VARS).unwrap();
+    assert_eq!(vars["VERSION"], cargo_version());
+
+    // The checker itself.
+    assert_eq!(parse_semver("0.7.18"), Some((0, 7, 18)));
+    assert_eq!(parse_semver("v1.2.3-rc.1"), Some((1, 2, 3)));
+    for bad in ["v1.2", "1.2.3.4", "x1.2.3", "v1.2.3-", ""] {
+        assert_eq!(parse_semver(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn pkg_yaml_builds_the_documented_layout() {
+    // bldr renders the file as a Go template first.
+    let rendered = PKG
+        .replace("{{ .ARCH }}", "x86_64")
+        .replace("{{ .VERSION }}", &cargo_version());
+    assert!(!rendered.contains("{{"), "unrendered template left");
+    let pkg: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
+    let m: Manifest = serde_saphyr::from_str(MANIFEST).unwrap();
+    assert_eq!(pkg["name"], m.metadata.name);
+    assert_eq!(pkg["dependencies"][0]["stage"], "base");
+    let text = rendered.as_str();
+    for needle in [
+        "--target x86_64-alpine-linux-musl",
+        "--profile dist --locked --offline",
+        "/rootfs/usr/local/lib/containers/aws-iam-authenticator",
+        "$ctr/usr/local/bin/",
+        "/rootfs/usr/local/etc/containers/",
+        "extensions-validator validate --rootfs=/extensions-validator-rootfs --pkg-name=\"${PKG_NAME}\"",
+    ] {
+        assert!(text.contains(needle), "{needle}");
+    }
+    // bldr's ARCH names, never Go's.
+    assert!(!PKG.contains("arm64") && !PKG.contains("amd64"));
+    let steps = pkg["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["network"] == "default" && s["prepare"].is_array())
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["network"] == "none" && s["build"].is_array())
+    );
+    let finalize = pkg["finalize"].as_array().unwrap();
+    assert_eq!(finalize[0]["from"], "/rootfs");
+    assert_eq!(finalize[1]["from"], "/pkg/manifest.yaml");
+    assert_eq!(finalize[1]["to"], "/");
+}
+
+// ---- The built image tree ----
+
+/// Talos's `AllowedPaths` for files in an extension's rootfs.
+const ALLOWED: &[&str] = &[
+    "/etc/cri/conf.d",
+    "/usr/lib/firmware",
+    "/usr/lib/modules",
+    "/usr/lib/ld-linux-x86-64.so.2",
+    "/usr/lib/ld-linux-aarch64.so.1",
+    "/usr/bin/ldconfig",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.cache",
+    "/usr/bin/nvidia-modprobe",
+    "/usr/bin/nvidia-pcc",
+    "/usr/bin/nvidia-smi",
+    "/usr/bin/nvidia-ctk",
+    "/usr/bin/nvidia-cdi-hook",
+    "/usr/bin/nvme",
+    "/usr/lib/udev/rules.d",
+    "/usr/local",
+    "/usr/share/glvnd",
+    "/usr/share/egl",
+    "/etc/vulkan",
+];
+
+fn allowed(path: &str) -> bool {
+    ALLOWED
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+/// The static musl binary to package: `AWS_IAM_AUTHENTICATOR_MUSL_BIN`, else the dist or
+/// release build in the target dir.
+fn musl_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AWS_IAM_AUTHENTICATOR_MUSL_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    // target/debug/aws-iam-authenticator → target/
+    let target = Path::new(env!("CARGO_BIN_EXE_aws-iam-authenticator"))
+        .parent()?
+        .parent()?
+        .to_owned();
+    ["dist", "release"]
+        .iter()
+        .map(|p| {
+            target
+                .join("x86_64-unknown-linux-musl")
+                .join(p)
+                .join("aws-iam-authenticator")
+        })
+        .find(|p| p.exists())
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, fs::Metadata)>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
+        let meta = fs::symlink_metadata(e.path()).unwrap();
+        let is_dir = meta.is_dir();
+        out.push((name.clone(), meta));
+        if is_dir {
+            walk(&e.path(), &name, out);
+        }
+    }
+}
+
+#[test]
+fn built_extension_tree_and_oci_archive_are_what_talos_loads() {
+    let Some(bin) = musl_binary() else {
+        assert!(
+            std::env::var_os("REQUIRE_EXTENSION_BUILD").is_none(),
+            "no musl binary: run `make dist` (or cargo build --release --target x86_64-unknown-linux-musl)"
+        );
+        eprintln!("skipped: no x86_64-unknown-linux-musl build to package");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(format!("{ROOT}/scripts/build-extension.sh"))
+        .arg(&bin)
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&status.stderr);
+    if !status.status.success() && log.contains("the sources are") {
+        // A stale build of another version: not this tree's binary.
+        assert!(
+            std::env::var_os("REQUIRE_EXTENSION_BUILD").is_none(),
+            "{log}"
+        );
+        eprintln!("skipped: {log}");
+        return;
+    }
+    assert!(status.status.success(), "{log}");
+    let tree = out.path().join("extension");
+
+    // Only manifest.yaml and rootfs/ at the root (extensions.Load()).
+    let mut root: Vec<_> = fs::read_dir(&tree)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    root.sort();
+    assert_eq!(root, ["manifest.yaml", "rootfs"]);
+    assert_eq!(
+        fs::read_to_string(tree.join("manifest.yaml")).unwrap(),
+        MANIFEST
+    );
+
+    let mut entries = Vec::new();
+    walk(&tree.join("rootfs"), "", &mut entries);
+    for (path, meta) in &entries {
+        let ft = meta.file_type();
+        assert!(
+            ft.is_dir() || ft.is_file() || ft.is_symlink(),
+            "special file {path}"
+        );
+        assert!(!(ft.is_block_device() || ft.is_char_device() || ft.is_fifo() || ft.is_socket()));
+        assert_eq!(
+            meta.permissions().mode() & 0o002,
+            0,
+            "world-writable {path}"
+        );
+        if !ft.is_dir() {
+            assert!(allowed(path), "{path} is outside Talos's allowed paths");
+        }
+    }
+    let files: Vec<_> = entries
+        .iter()
+        .filter(|(_, m)| !m.is_dir())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "/usr/local/etc/containers/aws-iam-authenticator.yaml",
+            "/usr/local/lib/containers/aws-iam-authenticator/usr/local/bin/aws-iam-authenticator",
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("rootfs/usr/local/etc/containers/aws-iam-authenticator.yaml"))
+            .unwrap(),
+        SPEC
+    );
+
+    // The spec's entrypoint exists inside the service's container rootfs and is a static
+    // executable; the mount destination exists there too.
+    let spec = parse_spec(SPEC).unwrap();
+    let ctr = tree.join(format!("rootfs/usr/local/lib/containers/{}", spec.name));
+    let entry = ctr.join(spec.container.entrypoint.trim_start_matches('/'));
+    let meta = fs::metadata(&entry).unwrap();
+    assert!(meta.is_file() && meta.permissions().mode() & 0o111 == 0o111);
+    let file = Command::new("file").arg("-L").arg(&entry).output().unwrap();
+    let file = String::from_utf8_lossy(&file.stdout);
+    assert!(
+        file.contains("statically linked") || file.contains("static-pie linked"),
+        "{file}"
+    );
+    assert!(!file.contains("interpreter"), "{file}");
+    assert!(
+        ctr.join(spec.container.mounts[0].destination.trim_start_matches('/'))
+            .is_dir()
+    );
+
+    // The OCI archive's single layer holds exactly that tree.
+    let archive = out.path().join(format!(
+        "aws-iam-authenticator-extension-{}.oci.tar",
+        cargo_version()
+    ));
+    let layout = out.path().join("layout");
+    fs::create_dir(&layout).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&layout)
+            .arg("-xf")
+            .arg(&archive)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = &index["manifests"][0];
+    assert_eq!(
+        desc["annotations"]["org.opencontainers.image.ref.name"],
+        cargo_version()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(blob(desc["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    let listing = Command::new("tar")
+        .arg("-tzvf")
+        .arg(blob(layers[0]["digest"].as_str().unwrap()))
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let mut in_layer: Vec<String> = listing
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_start_matches("./")
+                .to_owned()
+        })
+        .collect();
+    in_layer.sort();
+    let mut expected: Vec<String> = files.iter().map(|f| format!("rootfs{f}")).collect();
+    expected.push("manifest.yaml".to_owned());
+    expected.sort();
+    assert_eq!(in_layer, expected);
+    assert!(!listing.contains("rwxrwxrwx") && !listing.contains("rw-rw-rw-"));
+}
