@@ -9,11 +9,13 @@ CARGO ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 MUSL_BIN := $(TARGET_DIR)/$(MUSL_TARGET)/release/aws-iam-authenticator
+DIST_BIN := $(TARGET_DIR)/$(MUSL_TARGET)/dist/aws-iam-authenticator
+DIST_DIR ?= $(CURDIR)/dist
 
 # aws-lc-sys compiles C for the musl target: use musl's compiler wrapper.
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 
-.PHONY: help deps fmt lint test unit musl static-check demo venv deny
+.PHONY: help deps fmt lint test unit musl static-check demo venv deny dist extension image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -31,7 +33,9 @@ lint: ## rustfmt check and clippy (all targets, warnings are errors)
 unit: ## cargo test: unit, integration, doc tests; builds the examples
 	$(CARGO) test --locked
 
-test: deps venv lint unit musl static-check ## The whole suite: lint, cargo test, static musl build and its check
+# The musl build comes before `cargo test`: the extension test packages it.
+test: export REQUIRE_EXTENSION_BUILD := 1
+test: deps venv lint musl static-check unit ## The whole suite: lint, static musl build and its check, cargo test
 
 musl: ## The static release binary (x86_64-unknown-linux-musl)
 	$(CARGO) build --release --locked --target $(MUSL_TARGET)
@@ -55,3 +59,14 @@ venv: ## The Python tools the interop tests use (.venv)
 deny: ## Dependency licences, bans and sources (cargo-deny)
 	@command -v cargo-deny >/dev/null || $(CARGO) install --locked cargo-deny
 	$(CARGO) deny check licenses bans sources
+
+dist: ## The shipped static binary: `dist` profile (fat LTO, stripped), musl
+	$(CARGO) build --profile dist --locked --target $(MUSL_TARGET)
+	@$(MAKE) --no-print-directory static-check MUSL_BIN="$(DIST_BIN)"
+	@ls -l "$(DIST_BIN)"
+
+extension: deps dist ## The Talos system extension: $(DIST_DIR)/extension/ (manifest.yaml + rootfs/) and its OCI archive
+	scripts/build-extension.sh "$(DIST_BIN)" "$(DIST_DIR)"
+
+image: deps dist ## The server's OCI image (static binary + CA roots, uid 65532) as an archive in $(DIST_DIR)
+	scripts/build-image.sh "$(DIST_BIN)" "$(DIST_DIR)"

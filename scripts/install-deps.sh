@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need and a fresh Debian machine may
 # lack: make, file, curl, musl-gcc (aws-lc-sys compiles C for the musl target),
-# Python's venv module, and the Rust standard library for x86_64-unknown-linux-musl.
+# Python's venv module, umoci and skopeo (OCI image archives of the Talos extension and
+# the server image, built without Docker), and the Rust standard library for
+# x86_64-unknown-linux-musl.
 # Does nothing when everything is there.
 set -euo pipefail
 
@@ -10,6 +12,8 @@ command -v make >/dev/null || missing+=(make)
 command -v file >/dev/null || missing+=(file)
 command -v curl >/dev/null || missing+=(curl)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v skopeo >/dev/null || missing+=(skopeo)
 if ! command -v python3 >/dev/null; then
     missing+=(python3 python3-venv)
 elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then

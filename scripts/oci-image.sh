@@ -4,7 +4,7 @@
 #
 # usage: scripts/oci-image.sh ROOT_DIR ARCHIVE TAG [umoci config flags…]
 #   e.g. scripts/oci-image.sh dist/image dist/image.oci.tar v0.7.18 --config.user=65532:65532
-# Needs umoci (installed from apt when missing and running as root).
+# Needs umoci (scripts/install-deps.sh installs it).
 set -euo pipefail
 
 src=$1 archive=$2 tag=$3
@@ -12,26 +12,24 @@ shift 3
 
 die() { echo "oci-image: $*" >&2; exit 1; }
 
-if ! command -v umoci >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q umoci >/dev/null || die "could not install umoci"
-  else
-    die "umoci is needed (apt-get install umoci)"
-  fi
-fi
+command -v umoci >/dev/null || die "umoci is missing: run scripts/install-deps.sh (or apt-get install umoci)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 layout=$work/layout
 bundle=$work/bundle
 
+# Without root, umoci must not try to chown or mknod.
+rootless=()
+[ "$(id -u)" = 0 ] || rootless=(--rootless)
+
 umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
-umoci unpack --image "$layout:$tag" "$bundle" >/dev/null
+umoci unpack "${rootless[@]}" --image "$layout:$tag" "$bundle" >/dev/null
 # Copy the tree (modes kept; owned by root like every file on a Talos node).
 cp -a "$src/." "$bundle/rootfs/"
 chown -R 0:0 "$bundle/rootfs" 2>/dev/null || true
-umoci repack --image "$layout:$tag" "$bundle"
+umoci repack "${rootless[@]}" --image "$layout:$tag" "$bundle"
 umoci config --image "$layout:$tag" \
   --config.label "org.opencontainers.image.version=$tag" \
   --config.label "org.opencontainers.image.title=aws-iam-authenticator" \

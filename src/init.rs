@@ -189,6 +189,19 @@ pub fn minimal_config(cluster_id: &str) -> String {
     )
 }
 
+/// [`minimal_config`], plus `server.address` when `address` is not the default: the
+/// server reading this file then listens on the address the certificate names.
+pub fn minimal_server_config(cluster_id: &str, address: &str) -> String {
+    let mut text = minimal_config(cluster_id);
+    if address != crate::config::DEFAULT_ADDRESS {
+        text.push_str(&format!(
+            "server:\n  address: {}\n",
+            serde_json::Value::String(address.to_owned())
+        ));
+    }
+    text
+}
+
 fn ensure_dir(dir: &Path) -> Result<(), Error> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
@@ -267,6 +280,18 @@ mod tests {
         let c = crate::config::ConfigFile::parse(Path::new("c.yaml"), &minimal_config("a: #b"))
             .unwrap();
         assert_eq!(c.get_string("clusterID").unwrap().as_deref(), Some("a: #b"));
+
+        assert_eq!(
+            minimal_server_config("c", "127.0.0.1"),
+            "clusterID: \"c\"\n"
+        );
+        let text = minimal_server_config("c", "10.0.0.5");
+        let c = crate::config::ConfigFile::parse(Path::new("c.yaml"), &text).unwrap();
+        assert_eq!(
+            c.get_string("server.address").unwrap().as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(c.get_string("clusterID").unwrap().as_deref(), Some("c"));
     }
 
     #[test]

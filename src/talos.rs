@@ -151,16 +151,13 @@ impl Settings {
             Some(f) => LogFormat::parse(&f).ok_or(Error::LogFormat(f))?,
         };
         let cluster_id = set(raw.cluster_id).ok_or(Error::MissingClusterId)?;
-        let hostname = set(raw.hostname).unwrap_or_else(|| DEFAULT_HOSTNAME.to_owned());
-        if hostname
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '/' | '@' | '?' | '#'))
-        {
-            return Err(Error::Hostname(hostname));
+        let hostname_env = set(raw.hostname);
+        if let Some(h) = &hostname_env {
+            check_hostname(h)?;
         }
-        let address = set(raw.address).unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
-        if address.parse::<IpAddr>().is_err() {
-            return Err(Error::Address(address));
+        let address_env = set(raw.address);
+        if let Some(a) = &address_env {
+            check_address(a)?;
         }
         let key_owner = set(raw.key_owner)
             .unwrap_or_else(|| DEFAULT_KEY_OWNER.to_owned())
@@ -172,9 +169,16 @@ impl Settings {
         }
         let state_dir = PathBuf::from(state_dir);
         let config_file = set(raw.config_file).map(PathBuf::from);
-        if let Some(path) = &config_file {
-            check_config_file(path, &cluster_id, &state_dir)?;
-        }
+        let (hostname, address) = match &config_file {
+            None => (
+                hostname_env.unwrap_or_else(|| DEFAULT_HOSTNAME.to_owned()),
+                address_env.unwrap_or_else(|| DEFAULT_ADDRESS.to_owned()),
+            ),
+            Some(path) => {
+                let file = check_config_file(path, &cluster_id, &state_dir)?;
+                resolve_listener(path, &file, hostname_env, address_env)?
+            }
+        };
         Ok(Self {
             cluster_id,
             hostname,
@@ -220,6 +224,73 @@ impl Settings {
     }
 }
 
+fn check_hostname(hostname: &str) -> Result<(), Error> {
+    if hostname
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '/' | '@' | '?' | '#'))
+    {
+        return Err(Error::Hostname(hostname.to_owned()));
+    }
+    Ok(())
+}
+
+fn check_address(address: &str) -> Result<(), Error> {
+    if address.parse::<IpAddr>().is_err() {
+        return Err(Error::Address(address.to_owned()));
+    }
+    Ok(())
+}
+
+/// `HOSTNAME` and `ADDRESS` against the config file's `server.hostname` and
+/// `server.address`: a variable that is unset takes the file's value; one that is set
+/// must agree with it. The server reads its listen address from this file alone, and it
+/// must listen where the certificate and the webhook URL say.
+fn resolve_listener(
+    path: &Path,
+    file: &ConfigFile,
+    hostname_env: Option<String>,
+    address_env: Option<String>,
+) -> Result<(String, String), Error> {
+    let err = |reason: String| Error::ConfigFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let get = |key: &str| -> Result<Option<String>, Error> {
+        Ok(file
+            .get_string(key)
+            .map_err(|e| err(e.to_string()))?
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()))
+    };
+    let file_hostname = get("server.hostname")?;
+    let hostname = match (hostname_env, file_hostname) {
+        (Some(env), Some(f)) if env != f => {
+            return Err(err(format!(
+                "its server.hostname {f:?} disagrees with HOSTNAME {env:?}"
+            )));
+        }
+        (Some(h), _) | (None, Some(h)) => h,
+        (None, None) => DEFAULT_HOSTNAME.to_owned(),
+    };
+    check_hostname(&hostname)?;
+    let file_address = get("server.address")?;
+    let address = match (address_env, file_address) {
+        (Some(env), f) if env != f.as_deref().unwrap_or(DEFAULT_ADDRESS) => {
+            let (f, unset) = match f {
+                Some(f) => (f, ""),
+                None => (DEFAULT_ADDRESS.to_owned(), ", its default,"),
+            };
+            return Err(err(format!(
+                "its server.address {f:?}{unset} disagrees with ADDRESS {env:?}: set server.address there too, the server listens where it says"
+            )));
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => DEFAULT_ADDRESS.to_owned(),
+    };
+    check_address(&address)?;
+    Ok((hostname, address))
+}
+
 fn is_ours(name: &str) -> bool {
     matches!(
         name,
@@ -233,7 +304,7 @@ fn is_ours(name: &str) -> bool {
     )
 }
 
-fn check_config_file(path: &Path, cluster_id: &str, state_dir: &Path) -> Result<(), Error> {
+fn check_config_file(path: &Path, cluster_id: &str, state_dir: &Path) -> Result<ConfigFile, Error> {
     // One line: the parser's source excerpt below its first line adds nothing a log
     // line can show.
     let err = |reason: String| Error::ConfigFile {
@@ -259,7 +330,7 @@ fn check_config_file(path: &Path, cluster_id: &str, state_dir: &Path) -> Result<
         Ok(Some(id)) if !id.is_empty() && id != cluster_id => Err(err(format!(
             "its clusterID {id:?} disagrees with CLUSTER_ID {cluster_id:?}"
         ))),
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(file),
         Err(e) => Err(err(e.to_string())),
     }
 }

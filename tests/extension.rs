@@ -60,20 +60,36 @@ struct Mount {
     source: Option<String>,
     #[serde(default)]
     options: Vec<String>,
+    #[serde(default, rename = "uidMappings")]
+    _uid_mappings: Vec<IdMapping>,
+    #[serde(default, rename = "gidMappings")]
+    _gid_mappings: Vec<IdMapping>,
+}
+
+/// opencontainers runtime-spec `LinuxIDMapping`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdMapping {
+    #[serde(rename = "containerID")]
+    _container_id: u32,
+    #[serde(rename = "hostID")]
+    _host_id: u32,
+    #[serde(rename = "size")]
+    _size: u32,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct Security {
-    #[serde(default)]
+    #[serde(default, rename = "writeableRootfs")]
     writeable_rootfs: bool,
-    #[serde(default)]
+    #[serde(default, rename = "writeableSysfs")]
     _writeable_sysfs: bool,
-    #[serde(default)]
+    #[serde(default, rename = "maskedPaths")]
     _masked_paths: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, rename = "readonlyPaths")]
     _readonly_paths: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, rename = "rootfsPropagation")]
     _rootfs_propagation: Option<String>,
 }
 
@@ -189,6 +205,84 @@ fn service_spec_is_strictly_valid_and_does_what_the_design_says() {
     assert_eq!(deps, [(Some(true), None), (None, Some(true))]);
 }
 
+/// Every key Talos's `Spec` has, each where Talos reads it (its documented example).
+const FULL_SPEC: &str = "\
+name: hello-world
+container:
+  entrypoint: ./hello-world
+  args: [--msg, x]
+  environment:
+    - PATH=/sbin:/usr/local/bin
+  environmentFile: /var/etc/x.env
+  mounts:
+    - source: /var/lib/example
+      destination: /var/lib/example
+      type: bind
+      options: [rbind, rshared, rw]
+      uidMappings: [{containerID: 0, hostID: 1000, size: 1}]
+  security:
+    writeableRootfs: false
+    writeableSysfs: true
+    maskedPaths: []
+    readonlyPaths: []
+    rootfsPropagation: shared
+depends:
+  - service: cri
+  - path: /system/run/machined/machine.sock
+  - network: [addresses, connectivity, hostname, etcfiles]
+  - time: true
+  - configuration: true
+restart: always
+logToConsole: true
+";
+
+#[test]
+fn the_spec_mirror_accepts_every_talos_key() {
+    let spec = parse_spec(FULL_SPEC).unwrap();
+    assert_eq!(spec.depends.len(), 5);
+    assert_eq!(spec.container.mounts[0].options, ["rbind", "rshared", "rw"]);
+    // Each key one level off is rejected (Talos would drop it silently).
+    for (from, to) in [
+        ("container:\n", "container:\n  logToConsole: true\n"),
+        ("container:\n", "container:\n  restart: always\n"),
+        ("depends:\n", "args: [x]\ndepends:\n"),
+        ("  security:\n", "  security:\n    entrypoint: x\n"),
+        (
+            "      type: bind\n",
+            "      type: bind\n      readonly: true\n",
+        ),
+        ("writeableSysfs", "writableSysfs"),
+        ("uidMappings", "uidMapping"),
+    ] {
+        let moved = FULL_SPEC.replacen(from, to, 1);
+        assert!(parse_spec(&moved).is_err(), "{from:?} -> {to:?} accepted");
+    }
+    // Validator rules beyond the decoder.
+    for (from, to, want) in [
+        (
+            "  - path: /system",
+            "  - path: system",
+            "path is not absolute",
+        ),
+        (
+            "hostname, etcfiles",
+            "hostname, dns",
+            "invalid network dependency",
+        ),
+        (
+            "restart: always",
+            "restart: sometimes",
+            "restart kind is invalid",
+        ),
+        ("name: hello-world", "name: Hello", "name"),
+        ("name: hello-world", "name: \"\"", "name"),
+        ("  - time: true\n", "  - {}\n", "no dependency specified"),
+    ] {
+        let e = parse_spec(&FULL_SPEC.replacen(from, to, 1)).unwrap_err();
+        assert!(e.contains(want), "{to:?}: {e}");
+    }
+}
+
 /// The service spec of the original extension draft: `mounts:` at the top level, where
 /// Talos silently ignores it (so nothing reached the host).
 const DRAFT_SPEC: &str = "\
@@ -270,14 +364,14 @@ struct Manifest {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 struct Metadata {
     name: String,
     version: String,
     author: String,
     description: String,
     compatibility: Compatibility,
-    #[serde(default)]
+    #[serde(default, rename = "extraInfo")]
     _extra_info: Option<String>,
 }
 
@@ -366,8 +460,20 @@ fn pkg_yaml_builds_the_documented_layout() {
     assert_eq!(pkg["name"], m.metadata.name);
     assert_eq!(pkg["dependencies"][0]["stage"], "base");
     let text = rendered.as_str();
+    // The toolchain is the one rust-toolchain.toml pins.
+    let toolchain = include_str!("../rust-toolchain.toml");
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(
+        text.contains(&format!("--default-toolchain {channel}")),
+        "pkg.yaml's Rust is not rust-toolchain.toml's {channel}"
+    );
     for needle in [
-        "--target x86_64-alpine-linux-musl",
+        "--target x86_64-unknown-linux-musl",
+        "/src/target/x86_64-unknown-linux-musl/dist/aws-iam-authenticator",
         "--profile dist --locked --offline",
         "/rootfs/usr/local/lib/containers/aws-iam-authenticator",
         "$ctr/usr/local/bin/",
@@ -426,8 +532,8 @@ fn allowed(path: &str) -> bool {
         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
-/// The static musl binary to package: `AWS_IAM_AUTHENTICATOR_MUSL_BIN`, else the dist or
-/// release build in the target dir.
+/// The static musl binary to package: `AWS_IAM_AUTHENTICATOR_MUSL_BIN`, else the newer of
+/// the dist and release builds in the target dir.
 fn musl_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("AWS_IAM_AUTHENTICATOR_MUSL_BIN") {
         return Some(PathBuf::from(p));
@@ -445,7 +551,27 @@ fn musl_binary() -> Option<PathBuf> {
                 .join(p)
                 .join("aws-iam-authenticator")
         })
-        .find(|p| p.exists())
+        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// `make test` and CI build the musl binary first and install umoci and skopeo
+/// (scripts/install-deps.sh): there, a missing piece is a failure. Elsewhere the test
+/// says loudly what it could not do.
+fn cannot_build(why: &str) {
+    let required = ["REQUIRE_EXTENSION_BUILD", "CI"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    assert!(!required, "{why}");
+    eprintln!("SKIPPED: the built extension tree was not checked: {why}");
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, fs::Metadata)>) {
@@ -465,13 +591,19 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, fs::Metadata)>) {
 #[test]
 fn built_extension_tree_and_oci_archive_are_what_talos_loads() {
     let Some(bin) = musl_binary() else {
-        assert!(
-            std::env::var_os("REQUIRE_EXTENSION_BUILD").is_none(),
-            "no musl binary: run `make dist` (or cargo build --release --target x86_64-unknown-linux-musl)"
+        cannot_build(
+            "no x86_64-unknown-linux-musl build to package: run `make musl` or `make dist`",
         );
-        eprintln!("skipped: no x86_64-unknown-linux-musl build to package");
         return;
     };
+    for tool in ["umoci", "skopeo"] {
+        if !have(tool) {
+            cannot_build(&format!(
+                "{tool} is missing: run scripts/install-deps.sh (apt-get install umoci skopeo)"
+            ));
+            return;
+        }
+    }
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(format!("{ROOT}/scripts/build-extension.sh"))
         .arg(&bin)
@@ -481,11 +613,7 @@ fn built_extension_tree_and_oci_archive_are_what_talos_loads() {
     let log = String::from_utf8_lossy(&status.stderr);
     if !status.status.success() && log.contains("the sources are") {
         // A stale build of another version: not this tree's binary.
-        assert!(
-            std::env::var_os("REQUIRE_EXTENSION_BUILD").is_none(),
-            "{log}"
-        );
-        eprintln!("skipped: {log}");
+        cannot_build(&log);
         return;
     }
     assert!(status.status.success(), "{log}");
@@ -557,6 +685,8 @@ fn built_extension_tree_and_oci_archive_are_what_talos_loads() {
         ctr.join(spec.container.mounts[0].destination.trim_start_matches('/'))
             .is_dir()
     );
+    // And the directory the README's ExtensionServiceConfig mounts CONFIG_FILE into.
+    assert!(ctr.join("usr/local/etc/aws-iam-authenticator").is_dir());
 
     // The OCI archive's single layer holds exactly that tree.
     let archive = out.path().join(format!(
@@ -615,4 +745,101 @@ fn built_extension_tree_and_oci_archive_are_what_talos_loads() {
     expected.sort();
     assert_eq!(in_layer, expected);
     assert!(!listing.contains("rwxrwxrwx") && !listing.contains("rw-rw-rw-"));
+
+    // skopeo, what pushes the archive to a registry, reads it too.
+    let inspect = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        inspect["Labels"]["org.opencontainers.image.version"],
+        cargo_version()
+    );
+    assert_eq!(inspect["Os"], "linux");
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 1);
+}
+
+// ---- The server's image (`make image`) ----
+
+#[test]
+fn server_image_is_the_static_binary_running_as_uid_65532() {
+    let Some(bin) = musl_binary() else {
+        cannot_build(
+            "no x86_64-unknown-linux-musl build to package: run `make musl` or `make dist`",
+        );
+        return;
+    };
+    for tool in ["umoci", "skopeo"] {
+        if !have(tool) {
+            cannot_build(&format!(
+                "{tool} is missing: run scripts/install-deps.sh (apt-get install umoci skopeo)"
+            ));
+            return;
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(format!("{ROOT}/scripts/build-image.sh"))
+        .arg(&bin)
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let archive = out
+        .path()
+        .join(format!("aws-iam-authenticator-{}.oci.tar", cargo_version()));
+    let config = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(
+        config.status.success(),
+        "{}",
+        String::from_utf8_lossy(&config.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
+    let c = &config["config"];
+    assert_eq!(c["User"], "65532:65532");
+    assert_eq!(
+        c["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/aws-iam-authenticator"])
+    );
+    assert!(c["Cmd"].is_null(), "{c}");
+    assert_eq!(
+        c["Labels"]["org.opencontainers.image.version"],
+        cargo_version()
+    );
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["architecture"], "amd64");
+    assert!(c["Env"].as_array().unwrap().contains(&serde_json::json!(
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+    )));
+    // One layer: the binary, the CA roots for STS (and an empty /tmp), nothing else.
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    let tree = out.path().join("image");
+    let mut entries = Vec::new();
+    walk(&tree, "", &mut entries);
+    let files: Vec<_> = entries
+        .iter()
+        .filter(|(_, m)| !m.is_dir())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/usr/local/bin/aws-iam-authenticator"
+        ]
+    );
 }

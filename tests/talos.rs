@@ -146,7 +146,7 @@ fn every_variable_overrides_its_default() {
     let s = state.display().to_string();
     let etc = tempfile::tempdir().unwrap();
     let cfg = etc.path().join("config.yaml");
-    let cfg_text = "# mappings\nclusterID: my-cluster\nserver:\n  mapRoles:\n    - roleARN: arn:aws:iam::000000000000:role/admin\n      username: admin\n      groups: [system:masters]\n";
+    let cfg_text = "# mappings\nclusterID: my-cluster\nserver:\n  address: 10.0.0.5\n  mapRoles:\n    - roleARN: arn:aws:iam::000000000000:role/admin\n      username: admin\n      groups: [system:masters]\n";
     fs::write(&cfg, cfg_text).unwrap();
     let c = cfg.display().to_string();
     let out = talos_init(&[
@@ -207,6 +207,50 @@ fn every_variable_overrides_its_default() {
 }
 
 #[test]
+fn the_server_config_carries_the_listen_address() {
+    // Without CONFIG_FILE, a non-default ADDRESS goes into the minimal config.yaml, so
+    // the server listens where the certificate says.
+    let dir = state_dir();
+    let s = dir.path().display().to_string();
+    ok(&talos_init(&[
+        ("CLUSTER_ID", "c"),
+        ("ADDRESS", "10.1.2.3"),
+        ("STATE_DIR", &s),
+    ]));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("config.yaml")).unwrap(),
+        "clusterID: \"c\"\nserver:\n  address: \"10.1.2.3\"\n"
+    );
+    let cert = fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+    assert_eq!(sans(&cert), ["IP:10.1.2.3", "DNS:localhost"]);
+
+    // With CONFIG_FILE, unset HOSTNAME and ADDRESS come from its server section.
+    let dir = state_dir();
+    let s = dir.path().display().to_string();
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("config.yaml");
+    fs::write(
+        &cfg,
+        "clusterID: c\nserver:\n  hostname: 127.0.0.1\n  address: 10.9.8.7\n",
+    )
+    .unwrap();
+    let c = cfg.display().to_string();
+    let stderr = ok(&talos_init(&[
+        ("CLUSTER_ID", "c"),
+        ("CONFIG_FILE", &c),
+        ("STATE_DIR", &s),
+    ]));
+    assert!(
+        stderr.contains(&format!(
+            "[init -i=c --hostname=127.0.0.1 --address=10.9.8.7 --config={c} "
+        )),
+        "{stderr}"
+    );
+    let (url, _) = kubeconfig::read_webhook(&dir.path().join("kubeconfig.yaml")).unwrap();
+    assert_eq!(url, "https://127.0.0.1:21362/authenticate");
+}
+
+#[test]
 fn empty_values_mean_defaults() {
     let dir = state_dir();
     let s = dir.path().display().to_string();
@@ -235,6 +279,16 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
     let other = other.display().to_string();
     let broken = broken.display().to_string();
     let missing = etc.path().join("missing.yaml").display().to_string();
+    let listen = etc.path().join("listen.yaml");
+    fs::write(
+        &listen,
+        "clusterID: c\nserver:\n  hostname: a.example\n  address: 10.0.0.1\n",
+    )
+    .unwrap();
+    let listen = listen.display().to_string();
+    let bare = etc.path().join("bare.yaml");
+    fs::write(&bare, "clusterID: c\n").unwrap();
+    let bare = bare.display().to_string();
 
     let cases: Vec<(Vec<(&str, &str)>, String)> = vec![
         (vec![], "CLUSTER_ID is required".into()),
@@ -265,12 +319,52 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
                 "invalid CONFIG_FILE {other}: its clusterID \"someone-else\" disagrees with CLUSTER_ID \"c\""
             ),
         ),
+        (
+            vec![
+                ("CLUSTER_ID", "c"),
+                ("HOSTNAME", "b.example"),
+                ("CONFIG_FILE", &listen),
+            ],
+            format!(
+                "invalid CONFIG_FILE {listen}: its server.hostname \"a.example\" disagrees with HOSTNAME \"b.example\""
+            ),
+        ),
+        (
+            vec![
+                ("CLUSTER_ID", "c"),
+                ("ADDRESS", "10.0.0.2"),
+                ("CONFIG_FILE", &listen),
+            ],
+            format!(
+                "invalid CONFIG_FILE {listen}: its server.address \"10.0.0.1\" disagrees with ADDRESS \"10.0.0.2\""
+            ),
+        ),
+        (
+            vec![
+                ("CLUSTER_ID", "c"),
+                ("ADDRESS", "10.0.0.2"),
+                ("CONFIG_FILE", &bare),
+            ],
+            format!(
+                "invalid CONFIG_FILE {bare}: its server.address \"127.0.0.1\", its default, disagrees with ADDRESS \"10.0.0.2\""
+            ),
+        ),
+        (
+            vec![("CLUSTER_ID", "c"), ("HOSTNAME", "a b")],
+            "invalid HOSTNAME \"a b\"".into(),
+        ),
+        (
+            vec![("CLUSTER_ID", "c"), ("STATE_DIR", "relative/dir")],
+            "invalid STATE_DIR \"relative/dir\"".into(),
+        ),
     ];
     for (env, want) in cases {
         let dir = state_dir();
         let s = dir.path().display().to_string();
         let mut env = env.clone();
-        env.push(("STATE_DIR", &s));
+        if !env.iter().any(|(k, _)| *k == "STATE_DIR") {
+            env.push(("STATE_DIR", &s));
+        }
         let out = talos_init(&env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{env:?} succeeded");
@@ -278,5 +372,24 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
         assert!(stderr.starts_with(&want), "{env:?}: {stderr}\nwant {want}");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{env:?}");
         assert_eq!(mode(dir.path()), 0o700, "{env:?}");
+
+        // With LOG_FORMAT=json, the one line is JSON (unless LOG_FORMAT is the problem).
+        if env.iter().any(|(k, _)| *k == "LOG_FORMAT") {
+            continue;
+        }
+        env.push(("LOG_FORMAT", "json"));
+        let out = talos_init(&env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?} succeeded");
+        let lines: Vec<_> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{env:?}: {stderr}");
+        let line: serde_json::Value = serde_json::from_str(lines[0])
+            .unwrap_or_else(|e| panic!("{env:?}: not JSON ({e}): {stderr}"));
+        assert_eq!(line["level"], "ERROR", "{stderr}");
+        assert!(
+            line["message"].as_str().unwrap().starts_with(&want),
+            "{env:?}: {stderr}\nwant {want}"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{env:?}");
     }
 }

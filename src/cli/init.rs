@@ -83,10 +83,15 @@ fn string_setting(
 }
 
 /// The server config to write: the `--config` file as it is when it names the cluster,
-/// else that file with `clusterID` added, else a minimal one.
-fn config_content(file: Option<&ConfigFile>, cluster_id: &str) -> anyhow::Result<Vec<u8>> {
+/// else that file with `clusterID` added, else a minimal one (with the `--address` the
+/// certificate names, so the server listens there).
+fn config_content(
+    file: Option<&ConfigFile>,
+    cluster_id: &str,
+    address: &str,
+) -> anyhow::Result<Vec<u8>> {
     let Some(file) = file else {
-        return Ok(init::minimal_config(cluster_id).into_bytes());
+        return Ok(init::minimal_server_config(cluster_id, address).into_bytes());
     };
     let raw = std::fs::read(file.path())
         .map_err(|e| anyhow!("could not read {}: {e}", file.path().display()))?;
@@ -196,7 +201,7 @@ pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let config = match &args.write_config {
         Some(path) => Some((
             path.clone(),
-            config_content(file, &cluster_id)
+            config_content(file, &cluster_id, &address)
                 .map_err(|e| anyhow!("could not initialize: {e:#}"))?,
         )),
         None => None,

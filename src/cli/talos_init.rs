@@ -32,8 +32,17 @@ pub fn log_format(global: &GlobalArgs) -> String {
 
 /// Runs `talos-init`: returns only on failure (after a successful exec, `init` is this
 /// process).
-pub fn run(_args: TalosInitArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
-    let settings = Settings::from_env().map_err(|e| anyhow!("{e}"))?;
+pub fn run(_args: TalosInitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) if log_format(global) == "json" => {
+            // With LOG_FORMAT=json every line on stderr is JSON, this one too, so log
+            // collectors parse it; the plain line `main` prints would break that.
+            tracing::error!("{e}");
+            std::process::exit(1);
+        }
+        Err(e) => return Err(anyhow!("{e}")),
+    };
     let args = settings.init_args();
     tracing::info!("{}", talos::executing_line(&args));
     // The running binary is the one in the container rootfs; the log shows its path
