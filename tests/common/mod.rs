@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod sts_emulator;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,445 @@
+//! A webhook on loopback, as the process tests run it: the STS emulator, `init` into a
+//! temporary state dir, `server` as a child process with JSON logs, and a client that
+//! reads the webhook kubeconfig and talks TLS to it exactly as kube-apiserver does.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+use super::sts_emulator::StsEmulator;
+use super::{CLUSTER_ID, REGION, STS_HOST, TestEnv, bin};
+
+/// A test's world: a clean environment (fake keys, `AWS_REGION`), the STS emulator, and a
+/// state directory under the environment's `HOME`.
+pub struct World {
+    /// The environment every command runs with.
+    pub env: TestEnv,
+    /// The STS the server reaches through `--sts-resolve`.
+    pub sts: StsEmulator,
+}
+
+impl World {
+    /// A world whose emulator knows no identity yet (`world.sts.add_identity(…)`).
+    pub fn new() -> Self {
+        super::install_crypto_provider();
+        let mut env = TestEnv::new();
+        env.set("AWS_REGION", REGION);
+        let sts = StsEmulator::start().unwrap();
+        let world = Self { env, sts };
+        std::fs::create_dir_all(world.state_dir()).unwrap();
+        world
+    }
+
+    /// `name` under the environment's `HOME`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.env.home().join(name)
+    }
+
+    /// The server's `--state-dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// The webhook kubeconfig `init` writes.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state_dir().join("kubeconfig.yaml")
+    }
+
+    /// Writes the server's config file.
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.path("config.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A token from our `token` command for [`CLUSTER_ID`], signed with `key`/`secret`.
+    pub fn token_with(&self, key: &str, secret: &str) -> String {
+        let out = self
+            .env
+            .command(bin())
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .args(["token", "-i", CLUSTER_ID, "--token-only"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", super::describe(&out));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(
+            super::token_url(&token).starts_with(&format!("https://{STS_HOST}/")),
+            "{token}"
+        );
+        token
+    }
+
+    /// `init` into the state dir, the webhook URL on `port`.
+    pub fn init(&self, port: u16) {
+        let state = self.state_dir();
+        let out = self.env.run(&[
+            "init",
+            "-i",
+            CLUSTER_ID,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ]);
+        assert!(out.status.success(), "{}", super::describe(&out));
+        assert!(self.kubeconfig().exists());
+    }
+
+    /// The `server` command line: JSON logs, the state dir, the emulator as STS, the
+    /// health port on loopback, then `extra`.
+    pub fn server_command(&self, extra: &[&str]) -> std::process::Command {
+        let mut cmd = self.env.command(bin());
+        cmd.args(["server", "-l", "json", "-i", CLUSTER_ID])
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--generate-kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--sts-resolve")
+            .arg(self.sts.resolve_arg(STS_HOST))
+            .arg("--sts-ca-file")
+            .arg(self.sts.ca_file())
+            .arg("--health-address=127.0.0.1:0")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts `server` and waits until it listens.
+    pub async fn start(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["--port=0"];
+        if extra.iter().any(|a| a.starts_with("--port")) {
+            args.clear();
+        }
+        args.extend_from_slice(extra);
+        let running = Running::spawn(self.server_command(&args));
+        running.listening().await;
+        running
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running `server` process and its log.
+pub struct Running {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: std::process::Command) -> Self {
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The first JSON log line whose message starts with `prefix`.
+    pub fn find_log(&self, prefix: &str) -> Option<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+    }
+
+    /// Waits (bounded) for a log line starting with `prefix`.
+    pub async fn wait_log(&mut self, prefix: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = self.find_log(prefix) {
+                return v;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread catch up with the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Some(v) = self.find_log(prefix) {
+                    return v;
+                }
+                panic!(
+                    "server exited ({status}) before logging {prefix:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {prefix:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.find_log("serving health checks on").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn tls_addr(&self) -> SocketAddr {
+        let v = self.find_log("listening on ").unwrap();
+        v["address"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn health_addr(&self) -> SocketAddr {
+        let v = self.find_log("serving health checks on").unwrap();
+        v["address"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {within:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `server` to completion (for startup failures); one that keeps running is
+/// killed after a bound, so the test fails instead of hanging.
+pub fn run_to_exit(mut cmd: std::process::Command) -> std::process::Output {
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut v);
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The webhook kubeconfig as kube-apiserver reads it: server URL and CA (PEM).
+pub fn read_kubeconfig(path: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(v["current-context"], "webhook");
+    let cluster = &v["clusters"][0]["cluster"];
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster["certificate-authority-data"].as_str().unwrap())
+        .unwrap();
+    (
+        cluster["server"].as_str().unwrap().to_owned(),
+        String::from_utf8(ca).unwrap(),
+    )
+}
+
+/// A webhook client as kube-apiserver is one: it trusts the kubeconfig's CA and
+/// connects to its server URL.
+pub struct Webhook {
+    /// The kubeconfig's server URL.
+    pub url: http::Uri,
+    /// TLS trusting only the kubeconfig's CA.
+    pub tls: tokio_rustls::TlsConnector,
+    /// Connect here instead of resolving the URL's host (for port-0 servers whose
+    /// kubeconfig the test did not ask for).
+    pub addr: Option<SocketAddr>,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Webhook {
+    pub fn from_kubeconfig(path: &Path) -> Self {
+        let (url, ca) = read_kubeconfig(path);
+        let config = aws_iam_authenticator::tls::pinned_client_config(&ca).unwrap();
+        Self {
+            url: url.parse().unwrap(),
+            tls: tokio_rustls::TlsConnector::from(config),
+            addr: None,
+        }
+    }
+
+    pub async fn connect(&self) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, bool) {
+        let host = self.url.host().unwrap().to_owned();
+        let port = self.url.port_u16().unwrap();
+        let addrs: Vec<SocketAddr> = match self.addr {
+            Some(a) => vec![a],
+            None => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .unwrap()
+                .collect(),
+        };
+        let mut last = None;
+        for a in addrs {
+            match tokio::net::TcpStream::connect(a).await {
+                Ok(tcp) => {
+                    let name = rustls_pki_types::ServerName::try_from(host.clone()).unwrap();
+                    let tls = self.tls.connect(name, tcp).await.unwrap();
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    return (tls, h2);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("could not connect to {}: {last:?}", self.url);
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> Answer {
+        let (tls, h2) = self.connect().await;
+        let req = Request::builder()
+            .method(method)
+            .uri(format!(
+                "https://{}{path}",
+                self.url.authority().unwrap().as_str()
+            ))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, */*")
+            .header("user-agent", "kube-apiserver-admission")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let io = TokioIo::new(tls);
+        let resp = if h2 {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        };
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A TokenReview, as kube-apiserver sends it.
+    pub async fn review(&self, version: &str, token: &str) -> Answer {
+        let body = json!({
+            "apiVersion": version,
+            "kind": "TokenReview",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"token": token},
+            "status": {"user": {}}
+        });
+        self.send(
+            Method::POST,
+            self.url.path(),
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+    }
+}
