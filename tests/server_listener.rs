@@ -385,3 +385,39 @@ async fn grace_period_bounds_the_drain() {
     );
     assert!(t.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn connection_limit_queues_the_next_connection() {
+    let limits = ListenerConfig {
+        max_connections: 1,
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let first = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    // The second connection waits in the accept queue: its handshake cannot finish while
+    // the first holds the only slot.
+    let second = tokio::spawn({
+        let ca = f.ca.clone();
+        let addr = f.addr;
+        async move { tls_connect(addr, &ca, &[b"http/1.1"]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "second connection served beyond the limit"
+    );
+    drop(first);
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("second connection never served after the first closed")
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(second))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(request(Method::GET, "/healthz", ""))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}

@@ -139,8 +139,11 @@ impl World {
     /// health port on loopback, then `extra`.
     fn server_command(&self, extra: &[&str]) -> std::process::Command {
         let mut cmd = self.env.command(bin());
-        cmd.args(["server", "-l", "json", "-i", CLUSTER_ID])
-            .arg("--state-dir")
+        cmd.args(["server", "-l", "json", "-i", CLUSTER_ID]);
+        if !extra.iter().any(|a| a.starts_with("--health-address")) {
+            cmd.arg("--health-address=127.0.0.1:0");
+        }
+        cmd.arg("--state-dir")
             .arg(self.state_dir())
             .arg("--generate-kubeconfig")
             .arg(self.kubeconfig())
@@ -148,7 +151,6 @@ impl World {
             .arg(self.sts.resolve_arg(STS_HOST))
             .arg("--sts-ca-file")
             .arg(self.sts.ca_file())
-            .arg("--health-address=127.0.0.1:0")
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -162,7 +164,7 @@ impl World {
             args.clear();
         }
         args.extend_from_slice(extra);
-        let running = Running::spawn(self.server_command(&args));
+        let mut running = Running::spawn(self.server_command(&args));
         running.listening().await;
         running
     }
@@ -234,16 +236,8 @@ impl Running {
         }
     }
 
-    async fn listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.find_log("serving health checks on").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    async fn listening(&mut self) {
+        self.wait_log("serving health checks on").await;
     }
 
     fn tls_addr(&self) -> SocketAddr {
@@ -1362,4 +1356,53 @@ async fn answers_decode_with_independent_models() {
             assert!(d["error"].is_string(), "{d}");
         }
     }
+}
+
+/// Startup failures name what failed: a missing state dir (upstream creates no
+/// directories), a port in use for either listener.
+#[tokio::test]
+async fn startup_failures_are_clear() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    std::fs::remove_dir(world.state_dir()).unwrap();
+    let out = run_to_exit(world.server_command(&["-c", config.to_str().unwrap(), "--port=0"]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not load/generate a certificate"),
+        "{err}"
+    );
+    assert!(err.contains(world.state_dir().to_str().unwrap()), "{err}");
+    assert!(!world.state_dir().exists());
+    std::fs::create_dir(world.state_dir()).unwrap();
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = run_to_exit(world.server_command(&[
+        "-c",
+        config.to_str().unwrap(),
+        &format!("--port={port}"),
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("could not open TLS listener on 127.0.0.1:{port}")),
+        "{err}"
+    );
+
+    let out = run_to_exit(world.server_command(&[
+        "-c",
+        config.to_str().unwrap(),
+        "--port=0",
+        &format!("--health-address=127.0.0.1:{port}"),
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "could not open health listener on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    drop(taken);
 }

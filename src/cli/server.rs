@@ -217,8 +217,7 @@ async fn serve(
         app,
         options.limits,
     )
-    .await
-    .context("could not open TLS listener")?;
+    .await?;
     let local = server.local_addr();
 
     if config.kubeconfig_pregenerated {

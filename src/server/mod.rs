@@ -35,9 +35,11 @@ pub use listener::ListenerConfig;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A listening socket could not be opened.
-    #[error("could not listen on {address}")]
+    /// A listening socket could not be opened (`TLS` or `health`).
+    #[error("could not open {listener} listener on {address}")]
     Bind {
+        /// Which listener.
+        listener: &'static str,
         /// The address asked for.
         address: SocketAddr,
         /// Why.
@@ -103,13 +105,17 @@ pub struct Server {
     limits: ListenerConfig,
 }
 
-async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
-    let l = TcpListener::bind(address)
-        .await
-        .map_err(|source| Error::Bind { address, source })?;
-    let local = l
-        .local_addr()
-        .map_err(|source| Error::Bind { address, source })?;
+async fn bind(
+    listener: &'static str,
+    address: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), Error> {
+    let err = |source| Error::Bind {
+        listener,
+        address,
+        source,
+    };
+    let l = TcpListener::bind(address).await.map_err(err)?;
+    let local = l.local_addr().map_err(err)?;
     Ok((l, local))
 }
 
@@ -127,9 +133,9 @@ impl Server {
         app: App,
         limits: ListenerConfig,
     ) -> Result<Self, Error> {
-        let (tls, tls_addr) = bind(address).await?;
+        let (tls, tls_addr) = bind("TLS", address).await?;
         let health = match health_address {
-            Some(a) => Some(bind(a).await?),
+            Some(a) => Some(bind("health", a).await?),
             None => None,
         };
         Ok(Self {
