@@ -135,11 +135,18 @@ impl World {
         assert!(self.kubeconfig().exists());
     }
 
-    /// The `server` command line: JSON logs, the state dir, the emulator as STS, the
-    /// health port on loopback, then `extra`.
+    /// The `server` command line: JSON logs, `-i my-cluster`, the state dir, the emulator
+    /// as STS, the health port on loopback, then `extra`.
     fn server_command(&self, extra: &[&str]) -> std::process::Command {
+        let mut args = vec!["-i", CLUSTER_ID];
+        args.extend_from_slice(extra);
+        self.server_command_without_id(&args)
+    }
+
+    /// [`World::server_command`] without `-i`.
+    fn server_command_without_id(&self, extra: &[&str]) -> std::process::Command {
         let mut cmd = self.env.command(bin());
-        cmd.args(["server", "-l", "json", "-i", CLUSTER_ID]);
+        cmd.args(["server", "-l", "json"]);
         if !extra.iter().any(|a| a.starts_with("--health-address")) {
             cmd.arg("--health-address=127.0.0.1:0");
         }
@@ -159,12 +166,19 @@ impl World {
 
     /// Starts `server` and waits until it listens.
     async fn start(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["-i", CLUSTER_ID];
+        args.extend_from_slice(extra);
+        self.start_without_id(&args).await
+    }
+
+    /// [`World::start`] without `-i`.
+    async fn start_without_id(&self, extra: &[&str]) -> Running {
         let mut args = vec!["--port=0"];
         if extra.iter().any(|a| a.starts_with("--port")) {
             args.clear();
         }
         args.extend_from_slice(extra);
-        let mut running = Running::spawn(self.server_command(&args));
+        let mut running = Running::spawn(self.server_command_without_id(&args));
         running.listening().await;
         running
     }
@@ -1405,4 +1419,54 @@ async fn startup_failures_are_clear() {
         "{err}"
     );
     drop(taken);
+}
+
+/// Precedence per setting, as upstream's viper: flag > environment > config file >
+/// default. The cluster ID shows which one won: STS refuses a token bound to another.
+#[tokio::test]
+async fn flag_over_environment_over_config_file() {
+    let mut world = World::new();
+    let token = world.token();
+    let config = world.write_config(&MOUNTED_CONFIG.replace(
+        "clusterID: my-cluster\nserver:\n",
+        "clusterID: file-cluster\nserver:\n  hostname: 127.0.0.1\n  port: 1\n",
+    ));
+    let config = config.to_str().unwrap();
+
+    // The file alone: its cluster ID (wrong for this token), its hostname in the URL, its
+    // port overridden by the flag.
+    let server = world.start_without_id(&["-c", config]).await;
+    let (url, _) = read_kubeconfig(&world.kubeconfig());
+    assert_eq!(
+        url,
+        format!(
+            "https://127.0.0.1:{}/authenticate",
+            server.tls_addr().port()
+        )
+    );
+    let a = webhook(&world).review(V1, &token).await;
+    assert_denied(&a, StatusCode::FORBIDDEN, V1);
+    drop(server);
+
+    // The environment beats the file.
+    world
+        .env
+        .set("KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID", CLUSTER_ID);
+    let server = world.start_without_id(&["-c", config]).await;
+    assert_allowed(&webhook(&world).review(V1, &token).await, V1, "admin:alice");
+    drop(server);
+
+    // The flag beats the environment.
+    let _server = world
+        .start_without_id(&["-c", config, "-i", "flag-cluster"])
+        .await;
+    let a = webhook(&world).review(V1, &token).await;
+    assert_denied(&a, StatusCode::FORBIDDEN, V1);
+    let refused: Vec<_> = world
+        .sts
+        .requests()
+        .iter()
+        .map(|r| r.header("x-k8s-aws-id").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(refused, ["file-cluster", CLUSTER_ID, "flag-cluster"]);
 }
