@@ -421,3 +421,27 @@ async fn connection_limit_queues_the_next_connection() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let limits = ListenerConfig {
+        header_read_timeout: Duration::from_millis(500),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    // One answer, then the connection idles: waiting for the next request's headers is
+    // bounded too, so idle connections cannot hold the connection slots for ever.
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "idle connection still open after 5 s");
+    assert!(start.elapsed() >= Duration::from_millis(400));
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("\r\n\r\nok"), "{text}");
+}

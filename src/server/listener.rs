@@ -32,6 +32,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// upstream: pkg/server/server.go sets `ReadHeaderTimeout: 60s`; we use 10 s, which is
 /// ample for the apiserver on a local connection and frees slow-loris connections sooner.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle HTTP/2 connection is pinged.
+const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on open connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
@@ -92,7 +96,13 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 has no per-request header timeout; pings find peers that vanished without
+    // closing, so their connections do not hold a slot for ever.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
