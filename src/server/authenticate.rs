@@ -356,21 +356,24 @@ fn log_denied(info: RequestInfo<'_>, error: &str) {
     );
 }
 
-/// Keeps anything token-like out of a message that is about to be logged: the token
-/// itself and any presigned-URL signature.
+/// Keeps anything secret out of a message that is about to be logged: the token itself
+/// and, from any presigned URL it quotes, the signature and the session token.
 fn redact(message: &str, token: &str) -> String {
     let mut out = if token.len() >= 8 {
         message.replace(token, "<token>")
     } else {
         message.to_owned()
     };
-    let lower = out.to_ascii_lowercase();
-    if let Some(pos) = lower.find("x-amz-signature=") {
-        let start = pos + "x-amz-signature=".len();
-        let end = out[start..]
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .map_or(out.len(), |n| start + n);
-        out.replace_range(start..end, "<redacted>");
+    for param in ["x-amz-signature=", "x-amz-security-token="] {
+        let mut from = 0;
+        while let Some(pos) = out[from..].to_ascii_lowercase().find(param) {
+            let start = from + pos + param.len();
+            let end = out[start..]
+                .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+                .map_or(out.len(), |n| start + n);
+            out.replace_range(start..end, "<redacted>");
+            from = start + "<redacted>".len();
+        }
     }
     out
 }
@@ -428,6 +431,13 @@ mod tests {
                 "zzzzzzzzzz"
             ),
             "parse https://sts/?X-Amz-Signature=<redacted>&x=1: boom"
+        );
+        assert_eq!(
+            redact(
+                "parse \"https://sts/?X-Amz-Security-Token=IQo%2Fb%2B==&x-amz-signature=ab c&X-Amz-Signature=cd\": bad",
+                "zzzzzzzzzz"
+            ),
+            "parse \"https://sts/?X-Amz-Security-Token=<redacted>&x-amz-signature=<redacted> c&X-Amz-Signature=<redacted>\": bad"
         );
     }
 }
