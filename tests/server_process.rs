@@ -930,6 +930,17 @@ async fn sigterm_lets_the_open_request_finish() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.signal("TERM");
+    // Draining: no new connections on either port while the open review finishes.
+    server.wait_log("shutting down").await;
+    let refused = |addr| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            assert!(Instant::now() < deadline, "{addr} still accepts");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    refused(server.tls_addr()).await;
+    refused(server.health_addr()).await;
     let answer = in_flight.await.unwrap();
     assert_allowed(&answer, V1, "admin:alice");
     let status = server.wait_exit(Duration::from_secs(10)).await;
