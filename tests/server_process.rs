@@ -1481,3 +1481,29 @@ async fn flag_over_environment_over_config_file() {
         .collect();
     assert_eq!(refused, ["file-cluster", CLUSTER_ID, "flag-cluster"]);
 }
+
+/// A flag given twice takes its last value, as with upstream's pflag (manifest overlays
+/// append flags).
+#[tokio::test]
+async fn repeated_flag_last_wins() {
+    let world = World::new();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let server = world
+        .start(&[
+            "-c",
+            config.to_str().unwrap(),
+            "--port=1",
+            "--port=0",
+            "-i",
+            "other-cluster",
+            "-i",
+            CLUSTER_ID,
+        ])
+        .await;
+    assert_ne!(server.tls_addr().port(), 1);
+    assert_allowed(
+        &webhook(&world).review(V1, &world.token()).await,
+        V1,
+        "admin:alice",
+    );
+}

@@ -23,7 +23,10 @@ use crate::config::ConfigFile;
     name = "aws-iam-authenticator",
     about = "A tool to authenticate to Kubernetes using AWS IAM credentials",
     disable_version_flag = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    // pflag lets a flag be given again, the last value winning (scripts and manifest
+    // overlays rely on it); clap would refuse the repetition.
+    args_override_self = true
 )]
 pub struct Cli {
     /// Flags every subcommand accepts.
