@@ -116,6 +116,9 @@ pub async fn config(options: &ClientOptions) -> Result<kube::Config, Error> {
 }
 
 /// A client for `options`.
+// upstream: the Kubernetes backends ask for protobuf (`application/vnd.kubernetes.protobuf`);
+// we speak JSON, because kube-rs only does JSON and these few small objects gain nothing
+// from protobuf.
 pub async fn client(options: &ClientOptions) -> Result<kube::Client, Error> {
     let config = config(options).await?;
     kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))

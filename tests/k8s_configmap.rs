@@ -90,7 +90,14 @@ async fn loads_crazy_case_keys_and_follows_edits_and_deletion() {
         Err(MapError::NotMapped)
     );
 
-    // The list and the watch both asked for the one object.
+    // The list and the watch both asked for the one object (the watch starts just
+    // after the list made the mapper ready).
+    eventually("watching", || {
+        fake.requests()
+            .iter()
+            .any(|r| r.query.contains("watch=true"))
+    })
+    .await;
     let reqs = fake.requests();
     assert!(
         reqs.iter()
@@ -163,6 +170,29 @@ async fn a_dropped_watch_reconnects() {
         .filter(|r| r.path == CONFIGMAPS && !r.query.contains("watch=true"))
         .count();
     assert_eq!(lists, 1);
+
+    // A drop whose re-watch fails is counted, retried after a backoff, and recovers.
+    let before = metrics::global().configmap_watch_failures.get();
+    let seen = watches();
+    fake.fail_next(1);
+    fake.drop_watches();
+    eventually("the failure is counted", || {
+        metrics::global().configmap_watch_failures.get() > before
+    })
+    .await;
+    eventually("watching again", || watches() >= seen + 1).await;
+    fake.put(
+        CONFIGMAPS,
+        aws_auth(
+            "- rolearn: arn:aws:iam::555555555555:role/after-failure\n  username: recovered\n",
+            "",
+            "",
+        ),
+    );
+    eventually("edit after the failed reconnect applied", || {
+        username(&m, "arn:aws:iam::555555555555:role/after-failure").is_some()
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -457,6 +457,10 @@ impl ConfigMapMapper {
     }
 }
 
+// upstream: pkg/mapper/configmap/configmap.go only watches (no initial list) and sleeps
+// a fixed 5 s after a failed watch; we list, then watch from the list's resourceVersion,
+// and back off exponentially, because a list is the only way to notice an aws-auth that
+// was deleted while no watch was open, and a fixed retry hammers a struggling API server.
 async fn watch(client: kube::Client, shared: Arc<Shared>) {
     let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
     let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));

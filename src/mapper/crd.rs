@@ -202,6 +202,9 @@ impl CrdMapper {
 
     /// Queues the write of `status.userID` for the object `name` (still keyed by `key`),
     /// once: the entry remembers the id at once, so concurrent requests queue nothing more.
+    // upstream: pkg/mapper/crd declares status.userID and never writes it; we write it
+    // because it is the one thing that tells an operator which principal (role id, not
+    // just name) an object actually served.
     fn record_user_id(&self, name: &str, key: &str, user_id: &str) {
         let mut entries = self.shared.write();
         let Some(entry) = entries.get_mut(name).filter(|e| e.key == key) else {
