@@ -34,19 +34,7 @@ arn=arn:aws:iam::111122223333:user/alice
 echo "building (release)…" >&2
 cargo build --locked --quiet --release --bin aws-iam-authenticator --example sts_emulator
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/aws-iam-authenticator-bench.XXXXXX")"
-pids=()
-cleanup() {
-    local status=$?
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir bench
 
 base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true")
 key_env=("${base_env[@]}" "AWS_ACCESS_KEY_ID=$akid" "AWS_SECRET_ACCESS_KEY=$secret")

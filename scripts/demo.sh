@@ -33,19 +33,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "Building the binary and the STS emulator"
 cargo build --locked --quiet --bin aws-iam-authenticator --example sts_emulator
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/aws-iam-authenticator-demo.XXXXXX")"
-pids=()
-cleanup() {
-    local status=$?
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir demo
 
 # Only the keys and a private HOME: no profile, no instance metadata lookups.
 base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true")

@@ -1,6 +1,26 @@
 # Shared by scripts/demo.sh and scripts/bench.sh: a local stack on loopback, made of the
-# STS emulator, `init` and `server`. Source it after setting `work` (a temp dir), `bin` and
-# `emulator` (paths of the built binaries); processes started here are added to `pids`.
+# STS emulator, `init` and `server`. Source it after setting `bin` and `emulator` (paths of
+# the built binaries), then call `make_workdir`; processes started here are added to
+# `pids` and stopped on exit.
+
+# make_workdir NAME: a temp dir in `work`, removed on exit after every process in `pids`
+# has been sent SIGTERM and reaped.
+make_workdir() {
+    work="$(mktemp -d "${TMPDIR:-/tmp}/aws-iam-authenticator-$1.XXXXXX")"
+    pids=()
+    trap _cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+_cleanup() {
+    local status=$?
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+    exit "$status"
+}
 
 # Prints N free loopback TCP ports, space separated.
 free_ports() {
