@@ -226,7 +226,9 @@ async fn serve(
             "using the pregenerated webhook kubeconfig"
         );
     } else {
-        // With port 0 the kernel picks the port: the kubeconfig names the real one.
+        // upstream: server.go writes the kubeconfig before listening, with the configured
+        // port even when it is 0; we write it once bound, naming the port the kernel
+        // picked, so a `--port 0` server (tests, several on one host) is reachable from it.
         let port = if config.port == 0 {
             local.port()
         } else {
