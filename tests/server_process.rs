@@ -1507,3 +1507,35 @@ async fn repeated_flag_last_wins() {
         "admin:alice",
     );
 }
+
+/// `server.scrubbedAccounts`: the identity stays out of the answer and the log.
+#[tokio::test]
+async fn scrubbed_accounts_stay_out_of_answers_and_logs() {
+    let world = World::new();
+    let config = world.write_config(&format!(
+        "{MOUNTED_CONFIG}  scrubbedAccounts:\n    - \"{ACCOUNT}\"\n"
+    ));
+    let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = webhook(&world);
+    let a = hook.review(V1, &world.token()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let user = &a.json()["status"]["user"];
+    assert_eq!(
+        user,
+        &json!({
+            "username": "admin:alice",
+            "uid": "aws-iam-authenticator:administrative:admin:alice",
+            "groups": ["system:masters", "devs"]
+        })
+    );
+    let denied = hook
+        .review(V1, &world.token_with(OTHER_KEY, OTHER_SECRET))
+        .await;
+    assert_denied(&denied, StatusCode::FORBIDDEN, V1);
+    assert!(!denied.text().contains("bob"), "{}", denied.text());
+    server.wait_log("access granted").await;
+    assert!(server.find_log("STS response").is_none());
+    let log = server.log_text();
+    assert!(!log.contains(ASSUMED_ARN), "{log}");
+    assert!(!log.contains(ROLE_ID), "{log}");
+}
