@@ -86,8 +86,9 @@ fn daemonset_validates_against_the_kubernetes_schemas() {
     }
 }
 
-/// Runs `talos-init` with `env` into `state_dir` (standing in for the host directory).
-fn talos_init(state_dir: &Path, env: &[(&str, &str)]) {
+/// Runs `talos-init` with `env` into `state_dir` (standing in for the host directory);
+/// returns its log.
+fn talos_init(state_dir: &Path, env: &[(&str, &str)]) -> String {
     let out = Command::new(BIN)
         .arg("talos-init")
         .env_clear()
@@ -96,11 +97,9 @@ fn talos_init(state_dir: &Path, env: &[(&str, &str)]) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
 }
 
 #[test]
@@ -434,12 +433,14 @@ fn readme_talos_manifests_are_valid_and_consistent() {
     assert_eq!(esc.name, spec["name"].as_str().unwrap());
     let etc = tempfile::tempdir().unwrap();
     let mut env: Vec<(String, String)> = Vec::new();
+    let mut config_paths = None;
     for var in &esc.environment {
         let (k, v) = var.split_once('=').unwrap();
         let v = match esc.config_files.iter().position(|f| f.mount_path == v) {
             Some(i) if k == "CONFIG_FILE" => {
                 let local = etc.path().join(format!("config-{i}.yaml"));
                 fs::write(&local, &esc.config_files[i].content).unwrap();
+                config_paths = Some((local.display().to_string(), v.to_owned()));
                 local.display().to_string()
             }
             _ => v.to_owned(),
@@ -459,9 +460,28 @@ fn readme_talos_manifests_are_valid_and_consistent() {
     }
     let host = tempfile::tempdir().unwrap();
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    talos_init(host.path(), &env_refs);
+    let log = talos_init(host.path(), &env_refs);
     let written = fs::read_to_string(host.path().join(talos::CONFIG_FILE)).unwrap();
     assert_eq!(written, esc.config_files[0].content);
+
+    // The README's example of the service's first log line is what it logs (with the
+    // paths as they are inside the service's container).
+    let (local_config, mounted_config) = config_paths.expect("no CONFIG_FILE in the README");
+    let logged = log
+        .lines()
+        .find_map(|l| l.split_once("executing: ").map(|(_, rest)| rest))
+        .unwrap()
+        .replace(&local_config, &mounted_config)
+        .replace(host.path().to_str().unwrap(), talos::DEFAULT_STATE_DIR);
+    let documented = README
+        .split("`executing: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" …]`").next())
+        .expect("no `executing: … …]` example in the README");
+    assert!(
+        logged.starts_with(documented),
+        "README: {documented}\nlogged: {logged}"
+    );
 
     // Every variable talos-init reads has a row in the table, and no Talos block uses the
     // camel-case key Talos rejects.
