@@ -7,23 +7,23 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use common::sts_emulator::{Identity, StsEmulator};
-use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv, bin};
+use common::sts_emulator::Identity;
+use common::webhook::{Answer, Webhook, World, free_port, read_kubeconfig, run_to_exit};
+use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, bin};
 
 const ACCOUNT: &str = "123456789012";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/Admin";
@@ -45,441 +45,24 @@ server:
         - devs
 ";
 
-/// A test's world: a clean environment, the STS emulator knowing two keys, and a state
-/// directory.
-struct World {
-    env: TestEnv,
-    sts: StsEmulator,
-}
-
-impl World {
-    fn new() -> Self {
-        common::install_crypto_provider();
-        let mut env = TestEnv::new();
-        env.set("AWS_REGION", REGION);
-        let sts = StsEmulator::start().unwrap();
-        sts.add_identity(
-            ACCESS_KEY_ID,
-            SECRET_ACCESS_KEY,
-            Identity::new(ASSUMED_ARN, ACCOUNT, format!("{ROLE_ID}:alice")),
-        );
-        sts.add_identity(
-            OTHER_KEY,
-            OTHER_SECRET,
-            Identity::new(
-                "arn:aws:iam::123456789012:user/bob",
-                ACCOUNT,
-                "AIDAEXAMPLEBOB",
-            ),
-        );
-        let world = Self { env, sts };
-        std::fs::create_dir_all(world.state_dir()).unwrap();
-        world
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.env.home().join(name)
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.state_dir().join("kubeconfig.yaml")
-    }
-
-    fn write_config(&self, text: &str) -> PathBuf {
-        let p = self.path("config.yaml");
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// A token from our `token` command, signed with `key`/`secret`.
-    fn token_with(&self, key: &str, secret: &str) -> String {
-        let out = self
-            .env
-            .command(bin())
-            .env("AWS_ACCESS_KEY_ID", key)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .args(["token", "-i", CLUSTER_ID, "--token-only"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", common::describe(&out));
-        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        assert!(
-            common::token_url(&token).starts_with(&format!("https://{STS_HOST}/")),
-            "{token}"
-        );
-        token
-    }
-
-    /// A token of the mapped Admin role (session `alice`).
-    fn token(&self) -> String {
-        self.token_with(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
-    }
-
-    /// `init` into the state dir, the webhook URL on `port`.
-    fn init(&self, port: u16) {
-        let state = self.state_dir();
-        let out = self.env.run(&[
-            "init",
-            "-i",
-            CLUSTER_ID,
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-        ]);
-        assert!(out.status.success(), "{}", common::describe(&out));
-        assert!(self.kubeconfig().exists());
-    }
-
-    /// The `server` command line: JSON logs, `-i my-cluster`, the state dir, the emulator
-    /// as STS, the health port on loopback, then `extra`.
-    fn server_command(&self, extra: &[&str]) -> std::process::Command {
-        let mut args = vec!["-i", CLUSTER_ID];
-        args.extend_from_slice(extra);
-        self.server_command_without_id(&args)
-    }
-
-    /// [`World::server_command`] without `-i`.
-    fn server_command_without_id(&self, extra: &[&str]) -> std::process::Command {
-        let mut cmd = self.env.command(bin());
-        cmd.args(["server", "-l", "json"]);
-        if !extra.iter().any(|a| a.starts_with("--health-address")) {
-            cmd.arg("--health-address=127.0.0.1:0");
-        }
-        cmd.arg("--state-dir")
-            .arg(self.state_dir())
-            .arg("--generate-kubeconfig")
-            .arg(self.kubeconfig())
-            .arg("--sts-resolve")
-            .arg(self.sts.resolve_arg(STS_HOST))
-            .arg("--sts-ca-file")
-            .arg(self.sts.ca_file())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Starts `server` and waits until it listens.
-    async fn start(&self, extra: &[&str]) -> Running {
-        let mut args = vec!["-i", CLUSTER_ID];
-        args.extend_from_slice(extra);
-        self.start_without_id(&args).await
-    }
-
-    /// [`World::start`] without `-i`.
-    async fn start_without_id(&self, extra: &[&str]) -> Running {
-        let mut args = vec!["--port=0"];
-        if extra.iter().any(|a| a.starts_with("--port")) {
-            args.clear();
-        }
-        args.extend_from_slice(extra);
-        let mut running = Running::spawn(self.server_command_without_id(&args));
-        running.listening().await;
-        running
-    }
-}
-
-/// A running `server` process and its log.
-struct Running {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn spawn(mut cmd: std::process::Command) -> Self {
-        let mut child = cmd.spawn().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// The first JSON log line whose message starts with `prefix`.
-    fn find_log(&self, prefix: &str) -> Option<Value> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
-    }
-
-    /// Waits (bounded) for a log line starting with `prefix`.
-    async fn wait_log(&mut self, prefix: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(v) = self.find_log(prefix) {
-                return v;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader thread catch up with the last lines.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Some(v) = self.find_log(prefix) {
-                    return v;
-                }
-                panic!(
-                    "server exited ({status}) before logging {prefix:?}:\n{}",
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line {prefix:?}:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn listening(&mut self) {
-        self.wait_log("serving health checks on").await;
-    }
-
-    fn tls_addr(&self) -> SocketAddr {
-        let v = self.find_log("listening on ").unwrap();
-        v["address"].as_str().unwrap().parse().unwrap()
-    }
-
-    fn health_addr(&self) -> SocketAddr {
-        let v = self.find_log("serving health checks on").unwrap();
-        v["address"].as_str().unwrap().parse().unwrap()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (bounded) for the process to exit.
-    async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server still running after {within:?}:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Runs `server` to completion (for startup failures); one that keeps running is
-/// killed after a bound, so the test fails instead of hanging.
-fn run_to_exit(mut cmd: std::process::Command) -> std::process::Output {
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut v);
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::process::Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The webhook kubeconfig as kube-apiserver reads it: server URL and CA (PEM).
-fn read_kubeconfig(path: &Path) -> (String, String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let v: Value = serde_saphyr::from_str(&text).unwrap();
-    assert_eq!(v["current-context"], "webhook");
-    let cluster = &v["clusters"][0]["cluster"];
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(cluster["certificate-authority-data"].as_str().unwrap())
-        .unwrap();
-    (
-        cluster["server"].as_str().unwrap().to_owned(),
-        String::from_utf8(ca).unwrap(),
-    )
-}
-
-/// A webhook client as kube-apiserver is one: it trusts the kubeconfig's CA and
-/// connects to its server URL.
-struct Webhook {
-    url: http::Uri,
-    tls: tokio_rustls::TlsConnector,
-    /// Connect here instead of resolving the URL's host (for port-0 servers whose
-    /// kubeconfig the test did not ask for).
-    addr: Option<SocketAddr>,
-}
-
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-impl Webhook {
-    fn from_kubeconfig(path: &Path) -> Self {
-        let (url, ca) = read_kubeconfig(path);
-        let config = aws_iam_authenticator::tls::pinned_client_config(&ca).unwrap();
-        Self {
-            url: url.parse().unwrap(),
-            tls: tokio_rustls::TlsConnector::from(config),
-            addr: None,
-        }
-    }
-
-    async fn connect(&self) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, bool) {
-        let host = self.url.host().unwrap().to_owned();
-        let port = self.url.port_u16().unwrap();
-        let addrs: Vec<SocketAddr> = match self.addr {
-            Some(a) => vec![a],
-            None => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .unwrap()
-                .collect(),
-        };
-        let mut last = None;
-        for a in addrs {
-            match tokio::net::TcpStream::connect(a).await {
-                Ok(tcp) => {
-                    let name = rustls_pki_types::ServerName::try_from(host.clone()).unwrap();
-                    let tls = self.tls.connect(name, tcp).await.unwrap();
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    return (tls, h2);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        panic!("could not connect to {}: {last:?}", self.url);
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> Answer {
-        let (tls, h2) = self.connect().await;
-        let req = Request::builder()
-            .method(method)
-            .uri(format!(
-                "https://{}{path}",
-                self.url.authority().unwrap().as_str()
-            ))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, */*")
-            .header("user-agent", "kube-apiserver-admission")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let io = TokioIo::new(tls);
-        let resp = if h2 {
-            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            send.send_request(req).await.unwrap()
-        } else {
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            tokio::spawn(conn);
-            send.send_request(req).await.unwrap()
-        };
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        Answer {
-            status,
-            content_type,
-            body,
-        }
-    }
-
-    /// A TokenReview, as kube-apiserver sends it.
-    async fn review(&self, version: &str, token: &str) -> Answer {
-        let body = json!({
-            "apiVersion": version,
-            "kind": "TokenReview",
-            "metadata": {"creationTimestamp": null},
-            "spec": {"token": token},
-            "status": {"user": {}}
-        });
-        self.send(
-            Method::POST,
-            self.url.path(),
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await
-    }
+/// The emulator knows the Admin role's session `alice` (the default keys) and bob.
+fn world() -> World {
+    let world = World::new();
+    world.sts.add_identity(
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+        Identity::new(ASSUMED_ARN, ACCOUNT, format!("{ROLE_ID}:alice")),
+    );
+    world.sts.add_identity(
+        OTHER_KEY,
+        OTHER_SECRET,
+        Identity::new(
+            "arn:aws:iam::123456789012:user/bob",
+            ACCOUNT,
+            "AIDAEXAMPLEBOB",
+        ),
+    );
+    world
 }
 
 /// A client for a server started with `--port=0`: the URL of the kubeconfig it wrote,
@@ -543,7 +126,7 @@ fn assert_denied(a: &Answer, status: StatusCode, version: &str) {
 /// that kubeconfig, trusts its CA and posts to its URL, exactly as kube-apiserver.
 #[tokio::test]
 async fn init_then_server_allows_mapped_and_denies_unmapped() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let port = free_port();
     world.init(port);
@@ -625,7 +208,7 @@ async fn curl_with_the_kubeconfig_ca() {
         eprintln!("SKIPPED: curl is not installed");
         return;
     }
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let port = free_port();
     world.init(port);
@@ -656,7 +239,7 @@ async fn curl_with_the_kubeconfig_ca() {
 /// Malformed requests: the status codes and texts of upstream's handler, never a 500.
 #[tokio::test]
 async fn malformed_requests() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let server = world.start(&["-c", config.to_str().unwrap()]).await;
     let hook = webhook(&world);
@@ -721,7 +304,7 @@ async fn malformed_requests() {
 /// STS throttling is a 429; STS down or hanging is a 403 within the STS timeout.
 #[tokio::test]
 async fn sts_throttled_down_and_slow() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let _server = world
         .start(&[
@@ -763,7 +346,7 @@ async fn sts_throttled_down_and_slow() {
 /// A client that never finishes its headers is disconnected after the header timeout.
 #[tokio::test]
 async fn slow_client_is_cut_off() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let _server = world
         .start(&[
@@ -836,7 +419,7 @@ fn username_is(name: &'static str) -> impl Fn(&Answer) -> bool {
 /// re-creation.
 #[tokio::test]
 async fn dynamic_file_follows_the_file() {
-    let world = World::new();
+    let world = world();
     let dynamic = world.path("access-entries.json");
     std::fs::write(&dynamic, dynamic_file("first")).unwrap();
     let config = world.write_config(&format!(
@@ -914,7 +497,7 @@ async fn dynamic_file_follows_the_file() {
 /// SIGTERM while a review waits for STS: the review completes, then the process exits 0.
 #[tokio::test]
 async fn sigterm_lets_the_open_request_finish() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
     let hook = Arc::new(webhook(&world));
@@ -951,7 +534,7 @@ async fn sigterm_lets_the_open_request_finish() {
 /// A second signal ends the process at once, even with a request open.
 #[tokio::test]
 async fn second_signal_exits_at_once() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
     let hook = Arc::new(webhook(&world));
@@ -995,7 +578,7 @@ async fn second_signal_exits_at_once() {
 /// loaded as it is and served.
 #[tokio::test]
 async fn upstream_rsa_pair_is_served() {
-    let world = World::new();
+    let world = world();
     let state = world.state_dir();
     let key = state.join("key.pem");
     let cert = state.join("cert.pem");
@@ -1075,7 +658,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime, u32)> {
 /// nothing.
 #[tokio::test]
 async fn pregenerated_writes_nothing() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let port = free_port();
     world.init(port);
@@ -1105,7 +688,7 @@ async fn pregenerated_writes_nothing() {
 /// refuses to start, clearly, and still writes nothing.
 #[tokio::test]
 async fn pregenerated_files_missing_or_mismatched() {
-    let world = World::new();
+    let world = world();
     let out = run_to_exit(world.server_command(&["--port=0", "--kubeconfig-pregenerated=true"]));
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1135,7 +718,7 @@ async fn pregenerated_files_missing_or_mismatched() {
 #[tokio::test]
 async fn server_creates_pair_and_kubeconfig() {
     use std::os::unix::fs::PermissionsExt as _;
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let server = world.start(&["-c", config.to_str().unwrap()]).await;
     let files = snapshot(&world.state_dir());
@@ -1165,7 +748,7 @@ async fn server_creates_pair_and_kubeconfig() {
 /// naming both; upstream's validation messages.
 #[tokio::test]
 async fn config_file_errors_and_warnings() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config("clusterID: my-cluster\nserver:\n  port: lots\n");
     let out = run_to_exit(world.server_command(&["-c", config.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
@@ -1218,7 +801,7 @@ async fn config_file_errors_and_warnings() {
 /// there is no client configuration at all, not-ready when the server is unreachable.
 #[tokio::test]
 async fn kubernetes_backends_without_an_api_server() {
-    let world = World::new();
+    let world = world();
     let out = run_to_exit(world.server_command(&["--port=0", "--backend-mode=EKSConfigMap"]));
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1250,7 +833,7 @@ async fn aws_cli_token_is_allowed() {
     let Some(aws) = common::venv_tool("aws") else {
         return;
     };
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let _server = world.start(&["-c", config.to_str().unwrap()]).await;
     let out = world
@@ -1309,7 +892,7 @@ print(json.dumps(out))
 /// k8s-openapi's.
 #[tokio::test]
 async fn answers_decode_with_independent_models() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let _server = world.start(&["-c", config.to_str().unwrap()]).await;
     let hook = webhook(&world);
@@ -1387,7 +970,7 @@ async fn answers_decode_with_independent_models() {
 /// directories), a port in use for either listener.
 #[tokio::test]
 async fn startup_failures_are_clear() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     std::fs::remove_dir(world.state_dir()).unwrap();
     let out = run_to_exit(world.server_command(&["-c", config.to_str().unwrap(), "--port=0"]));
@@ -1436,7 +1019,7 @@ async fn startup_failures_are_clear() {
 /// default. The cluster ID shows which one won: STS refuses a token bound to another.
 #[tokio::test]
 async fn flag_over_environment_over_config_file() {
-    let mut world = World::new();
+    let mut world = world();
     let token = world.token();
     let config = world.write_config(&MOUNTED_CONFIG.replace(
         "clusterID: my-cluster\nserver:\n",
@@ -1486,7 +1069,7 @@ async fn flag_over_environment_over_config_file() {
 /// append flags).
 #[tokio::test]
 async fn repeated_flag_last_wins() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(MOUNTED_CONFIG);
     let server = world
         .start(&[
@@ -1511,7 +1094,7 @@ async fn repeated_flag_last_wins() {
 /// `server.scrubbedAccounts`: the identity stays out of the answer and the log.
 #[tokio::test]
 async fn scrubbed_accounts_stay_out_of_answers_and_logs() {
-    let world = World::new();
+    let world = world();
     let config = world.write_config(&format!(
         "{MOUNTED_CONFIG}  scrubbedAccounts:\n    - \"{ACCOUNT}\"\n"
     ));

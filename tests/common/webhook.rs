@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 use super::sts_emulator::StsEmulator;
-use super::{CLUSTER_ID, REGION, STS_HOST, TestEnv, bin};
+use super::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv, bin};
 
 /// A test's world: a clean environment (fake keys, `AWS_REGION`), the STS emulator, and a
 /// state directory under the environment's `HOME`.
@@ -97,12 +97,27 @@ impl World {
         assert!(self.kubeconfig().exists());
     }
 
-    /// The `server` command line: JSON logs, the state dir, the emulator as STS, the
-    /// health port on loopback, then `extra`.
+    /// A token signed with the default test keys ([`ACCESS_KEY_ID`]).
+    pub fn token(&self) -> String {
+        self.token_with(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    }
+
+    /// The `server` command line: JSON logs, `-i my-cluster`, the state dir, the emulator
+    /// as STS, the health port on loopback, then `extra`.
     pub fn server_command(&self, extra: &[&str]) -> std::process::Command {
+        let mut args = vec!["-i", CLUSTER_ID];
+        args.extend_from_slice(extra);
+        self.server_command_without_id(&args)
+    }
+
+    /// [`World::server_command`] without `-i`.
+    pub fn server_command_without_id(&self, extra: &[&str]) -> std::process::Command {
         let mut cmd = self.env.command(bin());
-        cmd.args(["server", "-l", "json", "-i", CLUSTER_ID])
-            .arg("--state-dir")
+        cmd.args(["server", "-l", "json"]);
+        if !extra.iter().any(|a| a.starts_with("--health-address")) {
+            cmd.arg("--health-address=127.0.0.1:0");
+        }
+        cmd.arg("--state-dir")
             .arg(self.state_dir())
             .arg("--generate-kubeconfig")
             .arg(self.kubeconfig())
@@ -110,7 +125,6 @@ impl World {
             .arg(self.sts.resolve_arg(STS_HOST))
             .arg("--sts-ca-file")
             .arg(self.sts.ca_file())
-            .arg("--health-address=127.0.0.1:0")
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -119,12 +133,19 @@ impl World {
 
     /// Starts `server` and waits until it listens.
     pub async fn start(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["-i", CLUSTER_ID];
+        args.extend_from_slice(extra);
+        self.start_without_id(&args).await
+    }
+
+    /// [`World::start`] without `-i`.
+    pub async fn start_without_id(&self, extra: &[&str]) -> Running {
         let mut args = vec!["--port=0"];
         if extra.iter().any(|a| a.starts_with("--port")) {
             args.clear();
         }
         args.extend_from_slice(extra);
-        let running = Running::spawn(self.server_command(&args));
+        let mut running = Running::spawn(self.server_command_without_id(&args));
         running.listening().await;
         running
     }
@@ -202,16 +223,9 @@ impl Running {
         }
     }
 
-    pub async fn listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.find_log("serving health checks on").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// Waits (bounded) until the server serves; fails at once if it exits first.
+    pub async fn listening(&mut self) {
+        self.wait_log("serving health checks on").await;
     }
 
     pub fn tls_addr(&self) -> SocketAddr {
