@@ -15,7 +15,7 @@ DIST_DIR ?= $(CURDIR)/dist
 # aws-lc-sys compiles C for the musl target: use musl's compiler wrapper.
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 
-.PHONY: help deps fmt lint test unit musl static-check demo venv deny dist extension image
+.PHONY: help deps fmt lint test unit musl static-check demo bench venv deny dist extension image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -52,6 +52,9 @@ static-check: ## Fail unless the musl binary is statically linked
 
 demo: deps ## Local end-to-end demo against the STS emulator (no AWS account needed)
 	scripts/demo.sh
+
+bench: ## The figures of BENCHMARKS.md: token, webhook throughput/latency/memory (needs hey, hyperfine)
+	scripts/bench.sh
 
 venv: ## The Python tools the interop tests use (.venv)
 	scripts/setup-venv.sh
