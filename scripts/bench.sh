@@ -59,11 +59,7 @@ echo "## Environment"
 echo
 echo "- $(nproc) CPU cores: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 echo "- $(uname -sr), $(rustc --version)"
-echo "- binary: $(du -b "$bin" | cut -f1) bytes (release profile, glibc host build)"
-for b in "$target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator" \
-    "$target_dir/x86_64-unknown-linux-musl/release/aws-iam-authenticator"; do
-    [ -x "$b" ] && echo "- static musl binary: $(du -b "$b" | cut -f1) bytes (${b#"$target_dir"/})"
-done
+echo "- binary measured: $(du -b "$bin" | cut -f1) bytes (release profile, host build)"
 echo
 
 echo "## token: process start to ExecCredential"
