@@ -55,20 +55,9 @@ fn aws_cli_token(aws: &std::path::Path, env: &TestEnv, cluster: &str) -> String 
     v["status"]["token"].as_str().unwrap().to_owned()
 }
 
+/// `verify -i CLUSTER -t TOKEN -o json` against the emulator.
 fn verify(env: &TestEnv, emu: &StsEmulator, cluster: &str, token: &str) -> Output {
-    env.run(&[
-        "verify",
-        "-i",
-        cluster,
-        "-t",
-        token,
-        "-o",
-        "json",
-        "--sts-resolve",
-        &emu.resolve_arg(STS_HOST),
-        "--sts-ca-file",
-        emu.ca_file().to_str().unwrap(),
-    ])
+    common::verify_against(env, emu, cluster, token)
 }
 
 #[test]

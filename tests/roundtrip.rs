@@ -43,19 +43,7 @@ fn mint(env: &TestEnv, cluster: &str) -> String {
 
 /// `verify -i CLUSTER -t TOKEN -o json` against the emulator.
 fn verify(env: &TestEnv, emu: &StsEmulator, cluster: &str, token: &str) -> Output {
-    env.run(&[
-        "verify",
-        "-i",
-        cluster,
-        "-t",
-        token,
-        "-o",
-        "json",
-        "--sts-resolve",
-        &emu.resolve_arg(STS_HOST),
-        "--sts-ca-file",
-        emu.ca_file().to_str().unwrap(),
-    ])
+    common::verify_against(env, emu, cluster, token)
 }
 
 fn verified_identity(out: &Output) -> serde_json::Value {

@@ -122,6 +122,29 @@ impl Default for TestEnv {
     }
 }
 
+/// `verify -i CLUSTER -t TOKEN -o json`, with STS reached at the emulator.
+pub fn verify_against(
+    env: &TestEnv,
+    emu: &sts_emulator::StsEmulator,
+    cluster: &str,
+    token: &str,
+) -> Output {
+    let ca = emu.ca_file().to_string_lossy().into_owned();
+    env.run(&[
+        "verify",
+        "-i",
+        cluster,
+        "-t",
+        token,
+        "-o",
+        "json",
+        "--sts-resolve",
+        &emu.resolve_arg(STS_HOST),
+        "--sts-ca-file",
+        &ca,
+    ])
+}
+
 /// stdout and stderr of a finished command, for assertion messages.
 pub fn describe(out: &Output) -> String {
     format!(
