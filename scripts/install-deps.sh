@@ -40,3 +40,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
     rustup target add x86_64-unknown-linux-musl
 fi
+
+# A build from a clean clone (clippy, the static release binary, the test binaries and
+# the virtual environment) takes about 4 GiB. A full disk otherwise shows up later as an
+# obscure failure inside pip or the linker, so say it plainly here.
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
+free_kib="$(df -Pk "$target" | awk 'NR == 2 { print $4 }')"
+if [ -n "$free_kib" ] && [ "$free_kib" -lt $((4 * 1024 * 1024)) ]; then
+    echo "install-deps: warning: only $((free_kib / 1024)) MiB free where $target lives; a build from a clean clone needs about 4 GiB" >&2
+fi
