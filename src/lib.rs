@@ -27,6 +27,7 @@
 //! | [`k8s`]       | the Kubernetes client shared by the ConfigMap and CRD backends and `add`|
 //! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
 //! | [`fsutil`]    | atomic file writes (temp file, fsync, rename)                           |
+//! | [`error`]     | an error and its causes on one line                                     |
 //! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |
 //! | [`logging`]   | `tracing` to stderr, text or JSON                                       |
 //!
@@ -47,6 +48,7 @@ pub mod arn;
 pub mod cli;
 pub mod config;
 pub mod ec2;
+pub mod error;
 pub mod fsutil;
 pub mod identity;
 pub mod init;

@@ -325,7 +325,7 @@ fn check_config_file(path: &Path, cluster_id: &str, state_dir: &Path) -> Result<
             state_dir.join(CONFIG_FILE).display()
         )));
     }
-    let file = ConfigFile::load(path).map_err(|e| err(crate::cli::init::error_chain(&e)))?;
+    let file = ConfigFile::load(path).map_err(|e| err(crate::error::error_chain(&e)))?;
     match file.get_string("clusterID") {
         Ok(Some(id)) if !id.is_empty() && id != cluster_id => Err(err(format!(
             "its clusterID {id:?} disagrees with CLUSTER_ID {cluster_id:?}"

@@ -11,6 +11,7 @@ use crate::config::{
     ConfigFile, DEFAULT_ADDRESS, DEFAULT_GENERATE_KUBECONFIG, DEFAULT_HOSTNAME, DEFAULT_PORT,
     DEFAULT_STATE_DIR,
 };
+use crate::error::error_chain;
 use crate::init::{self, Options, Owner};
 use crate::tls;
 
@@ -51,21 +52,6 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("invalid mode {s:?}: expected octal, e.g. 755"))
-}
-
-/// An error and its causes on one line, each cause once.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn string_setting(
@@ -218,7 +204,7 @@ pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     };
     let (_, outcome) = tokio::task::spawn_blocking(move || init::run(&opts))
         .await?
-        .map_err(|e| anyhow!("could not initialize: {}", chain(&e)))?;
+        .map_err(|e| anyhow!("could not initialize: {}", error_chain(&e)))?;
     tracing::debug!(?outcome, "init finished");
 
     let cert = out_state_dir.join(tls::CERT_FILE);
@@ -248,10 +234,6 @@ pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         kubeconfig.display()
     );
     Ok(())
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    error_chain(e)
 }
 
 /// `./cert.pem` → `cert.pem`, as upstream prints working-directory paths.

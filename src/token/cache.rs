@@ -287,9 +287,9 @@ impl FileCacheProvider {
             match self.store(&creds).await {
                 Ok(()) => tracing::debug!("Updated cached credential"),
                 Err(e) => tracing::warn!(
-                    "Unable to update credential cache {}: {:#}",
+                    "Unable to update credential cache {}: {}",
                     self.path.display(),
-                    error_chain(&e)
+                    crate::error::error_chain(&e)
                 ),
             }
         } else {
@@ -366,18 +366,6 @@ fn unquote_timestamps(yaml: &str) -> String {
             }
             None => out.push_str(line),
         }
-    }
-    out
-}
-
-/// Renders an error with its causes, `a: b: c`.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
     }
     out
 }
