@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::config::types::Partition;
+use crate::aws::Partition;
 
 /// What kind of IAM principal an ARN names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,7 +14,8 @@
 //! | [`cli`]       | one file per subcommand: flags → calls into the library                 |
 //! | [`config`]    | the upstream config file (case-insensitive keys) and its typed mappings |
 //! | [`token`]     | the `k8s-aws-v1.` token: generate, validate (pure), verify via STS      |
-//! | [`sts`]       | partitions and the STS host allow-list; the pooled HTTPS STS client     |
+//! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |
+//! | [`sts`]       | the pooled HTTPS STS client                                             |
 //! | [`arn`]       | ARN parsing, canonicalisation and `ArnLike` matching (pure)             |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
@@ -45,6 +46,7 @@
 //! malformed request a 400/405, an STS throttle a 429.
 
 pub mod arn;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod ec2;

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 
+use aws_iam_authenticator::aws::Partition;
 use aws_iam_authenticator::config::StsOptions;
-use aws_iam_authenticator::config::types::Partition;
 use aws_iam_authenticator::sts;
 use aws_iam_authenticator::token::VerifyError;
 use aws_iam_authenticator::token::generate::{encode_token, presign};

@@ -19,8 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use aws_iam_authenticator::aws::Partition;
 use aws_iam_authenticator::config::StsOptions;
-use aws_iam_authenticator::config::types::Partition;
 use aws_iam_authenticator::identity::Identity;
 use aws_iam_authenticator::sts;
 use aws_iam_authenticator::token::VerifyError;

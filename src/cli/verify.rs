@@ -8,8 +8,9 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{GlobalArgs, UsageError};
+use crate::aws::Partition;
+use crate::aws::endpoints::HostError;
 use crate::config::StsOptions;
-use crate::config::types::Partition;
 use crate::identity::Identity;
 use crate::sts;
 use crate::token::VerifyError;
@@ -87,7 +88,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     // then.
     let needs_region = matches!(
         validate(&token, partition, None, SystemTime::now()),
-        Err(VerifyError::Format(ref m)) if m.starts_with("unexpected hostname")
+        Err(VerifyError::Host(HostError::UnexpectedHostname(_)))
     );
     let region = if needs_region {
         sts::instance_region().await

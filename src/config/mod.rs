@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::aws::Partition;
 pub use file::ConfigFile;
-use types::{BackendMode, FeatureGates, MappingError, Partition, RoleMapping, UserMapping};
+use types::{BackendMode, FeatureGates, MappingError, RoleMapping, UserMapping};
 
 /// Upstream's default `--state-dir`.
 pub const DEFAULT_STATE_DIR: &str = "/var/aws-iam-authenticator";

@@ -1,97 +1,11 @@
-//! Typed values of the upstream configuration: partitions, backend modes, mappings.
+//! Typed values of the upstream configuration: backend modes, mappings.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// An AWS partition (`pkg/endpoints/partitions.go`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Partition {
-    /// `aws`
-    Aws,
-    /// `aws-cn`
-    AwsCn,
-    /// `aws-us-gov`
-    AwsUsGov,
-    /// `aws-iso`
-    AwsIso,
-    /// `aws-iso-b`
-    AwsIsoB,
-    /// `aws-iso-e`
-    AwsIsoE,
-    /// `aws-iso-f`
-    AwsIsoF,
-    /// `aws-eusc`
-    AwsEusc,
-}
-
-impl Partition {
-    /// All partitions, in upstream's order.
-    pub const ALL: [Partition; 8] = [
-        Self::Aws,
-        Self::AwsCn,
-        Self::AwsUsGov,
-        Self::AwsIso,
-        Self::AwsIsoB,
-        Self::AwsIsoE,
-        Self::AwsIsoF,
-        Self::AwsEusc,
-    ];
-
-    /// The partition's name, e.g. `aws-cn`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Aws => "aws",
-            Self::AwsCn => "aws-cn",
-            Self::AwsUsGov => "aws-us-gov",
-            Self::AwsIso => "aws-iso",
-            Self::AwsIsoB => "aws-iso-b",
-            Self::AwsIsoE => "aws-iso-e",
-            Self::AwsIsoF => "aws-iso-f",
-            Self::AwsEusc => "aws-eusc",
-        }
-    }
-
-    /// The STS DNS suffix, e.g. `amazonaws.com.cn`.
-    pub fn domain(self) -> &'static str {
-        match self {
-            Self::Aws | Self::AwsUsGov => "amazonaws.com",
-            Self::AwsCn => "amazonaws.com.cn",
-            Self::AwsIso => "c2s.ic.gov",
-            Self::AwsIsoB => "sc2s.sgov.gov",
-            Self::AwsIsoE => "cloud.adc-e.uk",
-            Self::AwsIsoF => "csp.hci.ic.gov",
-            Self::AwsEusc => "amazonaws.eu",
-        }
-    }
-
-    /// The dual-stack DNS suffix, where the partition has one.
-    pub fn dual_stack_domain(self) -> Option<&'static str> {
-        match self {
-            Self::Aws | Self::AwsUsGov => Some("api.aws"),
-            Self::AwsCn => Some("api.amazonwebservices.com.cn"),
-            Self::AwsEusc => Some("api.amazonwebservices.eu"),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Partition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Partition {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| "invalid partition".to_owned())
-    }
-}
+use crate::aws::Partition;
 
 /// A mapping backend (`--backend-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -433,17 +347,6 @@ impl UserMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partitions_round_trip() {
-        for p in Partition::ALL {
-            assert_eq!(p.name().parse::<Partition>().unwrap(), p);
-        }
-        assert_eq!(
-            "aws-nk".parse::<Partition>().unwrap_err(),
-            "invalid partition"
-        );
-    }
 
     #[test]
     fn backend_modes_and_deprecated_names() {

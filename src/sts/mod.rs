@@ -1,12 +1,10 @@
-//! STS: the partition/region host table ([`endpoints`]) and the pooled HTTPS client that
-//! sends a validated token's `GetCallerIdentity` request.
+//! STS: the pooled HTTPS client that sends a validated token's `GetCallerIdentity`
+//! request. Which hosts a token may name is [`crate::aws::endpoints`]'s.
 //!
 //! The client only ever receives URLs that [`crate::token::verify::validate`] accepted
 //! (an allow-listed STS host, no port). `--sts-resolve` changes where such a host
 //! *connects*, never which host name is used for SNI, `Host` and certificate checks, so
 //! no option lets a token reach a server that cannot prove it is that STS host.
-
-pub mod endpoints;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,8 +24,8 @@ use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::aws::CLUSTER_ID_HEADER;
 use crate::config::StsOptions;
-use crate::token::CLUSTER_ID_HEADER;
 
 /// Upstream's STS client timeout, for the whole exchange (connect, headers, body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

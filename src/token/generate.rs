@@ -16,10 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{CLUSTER_ID_HEADER, PRESIGN_EXPIRES_SECS, TOKEN_LIFETIME_SECS, Token, V1_PREFIX};
-use crate::config::types::Partition;
-
-/// The region name that selects STS's global endpoint.
-pub const GLOBAL_REGION: &str = "aws-global";
+// The host and signing region come from the table the server checks hosts against.
+pub use crate::aws::endpoints::{GLOBAL_REGION, signing_region, sts_host as sts_host_for};
 
 /// The query every token starts with (upstream's parameter order).
 const BASE_QUERY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
@@ -57,61 +55,6 @@ pub struct GeneratedToken {
     pub token: Token,
     /// Signing time + 14 minutes (upstream's lifetime), possibly capped by the caller.
     pub expiration: SystemTime,
-}
-
-/// The region SigV4 signs for: STS's global endpoint signs as `us-east-1` (as the AWS SDKs'
-/// endpoint rules say), every other region as itself.
-pub fn signing_region(region: &str) -> &str {
-    if region == GLOBAL_REGION {
-        "us-east-1"
-    } else {
-        region
-    }
-}
-
-/// The partition a region belongs to, from its name prefix (the AWS SDKs' partition
-/// regexes). Unknown names are treated as the commercial `aws` partition.
-pub fn partition_for_region(region: &str) -> Partition {
-    // Longer prefixes first: `us-isob-` and `us-isof-` also start with `us-iso`.
-    const PREFIXES: [(&str, Partition); 7] = [
-        ("cn-", Partition::AwsCn),
-        ("us-gov-", Partition::AwsUsGov),
-        ("us-isob-", Partition::AwsIsoB),
-        ("us-isof-", Partition::AwsIsoF),
-        ("us-iso-", Partition::AwsIso),
-        ("eu-isoe-", Partition::AwsIsoE),
-        ("eusc-", Partition::AwsEusc),
-    ];
-    PREFIXES
-        .iter()
-        .find(|(prefix, _)| region.starts_with(prefix))
-        .map_or(Partition::Aws, |(_, p)| *p)
-}
-
-/// The STS host a token for `region` is presigned against, following the AWS SDK v2
-/// endpoint rules upstream uses: always the regional endpoint (`sts.<region>.<domain>`),
-/// `aws-global` → `sts.amazonaws.com`, FIPS → `sts-fips.…` (GovCloud's regional endpoints
-/// are FIPS already), dual-stack → the partition's dual-stack domain.
-pub fn sts_host_for(region: &str, use_fips: bool, use_dual_stack: bool) -> String {
-    let partition = partition_for_region(region);
-    if region == GLOBAL_REGION && !use_fips && !use_dual_stack {
-        return "sts.amazonaws.com".to_owned();
-    }
-    let region = signing_region(region);
-    // A partition without dual-stack endpoints keeps its IPv4 domain (the SDK would fail
-    // instead; a working token is more useful than an error here).
-    let domain = match (use_dual_stack, partition.dual_stack_domain()) {
-        (true, Some(d)) => d,
-        _ => partition.domain(),
-    };
-    // GovCloud's plain regional endpoints are FIPS endpoints already.
-    let gov_ipv4 = partition == Partition::AwsUsGov && !use_dual_stack;
-    let service = if use_fips && !gov_ipv4 {
-        "sts-fips"
-    } else {
-        "sts"
-    };
-    format!("{service}.{region}.{domain}")
 }
 
 /// Presigns STS `GetCallerIdentity` at `https://<sts_host>/` for `cluster_id`, signed at
@@ -433,131 +376,5 @@ mod tests {
                 presign(&golden_creds(None), "us-west-2", host, "c", golden_time()).unwrap_err();
             assert!(matches!(err, Error::InvalidHost { .. }), "{host}: {err}");
         }
-    }
-
-    #[test]
-    fn sts_hosts_follow_the_sdk_endpoint_rules() {
-        // (region, fips, dual-stack, host): cases from the AWS SDK's STS endpoint tests.
-        let cases = [
-            ("us-west-2", false, false, "sts.us-west-2.amazonaws.com"),
-            ("us-east-1", false, false, "sts.us-east-1.amazonaws.com"),
-            ("us-east-1", true, false, "sts-fips.us-east-1.amazonaws.com"),
-            ("us-east-1", false, true, "sts.us-east-1.api.aws"),
-            ("us-east-1", true, true, "sts-fips.us-east-1.api.aws"),
-            ("aws-global", false, false, "sts.amazonaws.com"),
-            (
-                "cn-north-1",
-                false,
-                false,
-                "sts.cn-north-1.amazonaws.com.cn",
-            ),
-            (
-                "cn-north-1",
-                true,
-                false,
-                "sts-fips.cn-north-1.amazonaws.com.cn",
-            ),
-            (
-                "cn-north-1",
-                false,
-                true,
-                "sts.cn-north-1.api.amazonwebservices.com.cn",
-            ),
-            (
-                "cn-north-1",
-                true,
-                true,
-                "sts-fips.cn-north-1.api.amazonwebservices.com.cn",
-            ),
-            (
-                "us-gov-west-1",
-                false,
-                false,
-                "sts.us-gov-west-1.amazonaws.com",
-            ),
-            (
-                "us-gov-east-1",
-                true,
-                false,
-                "sts.us-gov-east-1.amazonaws.com",
-            ),
-            ("us-gov-east-1", false, true, "sts.us-gov-east-1.api.aws"),
-            (
-                "us-gov-east-1",
-                true,
-                true,
-                "sts-fips.us-gov-east-1.api.aws",
-            ),
-            (
-                "us-iso-east-1",
-                false,
-                false,
-                "sts.us-iso-east-1.c2s.ic.gov",
-            ),
-            (
-                "us-iso-east-1",
-                true,
-                false,
-                "sts-fips.us-iso-east-1.c2s.ic.gov",
-            ),
-            (
-                "us-isob-east-1",
-                false,
-                false,
-                "sts.us-isob-east-1.sc2s.sgov.gov",
-            ),
-            (
-                "us-isof-south-1",
-                false,
-                false,
-                "sts.us-isof-south-1.csp.hci.ic.gov",
-            ),
-            (
-                "eu-isoe-west-1",
-                false,
-                false,
-                "sts.eu-isoe-west-1.cloud.adc-e.uk",
-            ),
-            (
-                "eusc-de-east-1",
-                false,
-                false,
-                "sts.eusc-de-east-1.amazonaws.eu",
-            ),
-            (
-                "eusc-de-east-1",
-                false,
-                true,
-                "sts.eusc-de-east-1.api.amazonwebservices.eu",
-            ),
-            (
-                "ap-southeast-7",
-                false,
-                false,
-                "sts.ap-southeast-7.amazonaws.com",
-            ),
-            // Ours: the global endpoint has no FIPS variant; use us-east-1's, where it lives.
-            (
-                "aws-global",
-                true,
-                false,
-                "sts-fips.us-east-1.amazonaws.com",
-            ),
-        ];
-        for (region, fips, dual, host) in cases {
-            assert_eq!(
-                sts_host_for(region, fips, dual),
-                host,
-                "{region} fips={fips} dual={dual}"
-            );
-        }
-    }
-
-    #[test]
-    fn partitions_from_region_names() {
-        assert_eq!(partition_for_region("us-isob-east-1"), Partition::AwsIsoB);
-        assert_eq!(partition_for_region("us-iso-west-1"), Partition::AwsIso);
-        assert_eq!(partition_for_region("us-east-1"), Partition::Aws);
-        assert_eq!(partition_for_region("eu-west-1"), Partition::Aws);
     }
 }

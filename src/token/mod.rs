@@ -13,10 +13,14 @@ pub mod verify;
 
 use std::fmt;
 
+use crate::aws::endpoints::HostError;
+
+/// The prefix of upstream's `FormatError` texts.
+const FORMAT_PREFIX: &str = "input token was not properly formatted: ";
+
 /// Every token starts with this.
 pub const V1_PREFIX: &str = "k8s-aws-v1.";
-/// The signed header that binds a token to one cluster.
-pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
+pub use crate::aws::CLUSTER_ID_HEADER;
 /// `X-Amz-Expires` in every token we mint (STS ignores it; old servers required ≤ 60).
 pub const PRESIGN_EXPIRES_SECS: u64 = 60;
 /// How long STS accepts a presigned URL after its `X-Amz-Date`.
@@ -57,6 +61,10 @@ pub enum VerifyError {
     /// The token itself is malformed or not acceptable (upstream `FormatError`).
     #[error("input token was not properly formatted: {0}")]
     Format(String),
+    /// The URL's host is not an STS endpoint of the server's partition (upstream reports
+    /// most of these as a `FormatError`, a few as plain errors).
+    #[error("{}{}", if .0.is_format_error() { FORMAT_PREFIX } else { "" }, .0)]
+    Host(HostError),
     /// An unprefixed validation error (upstream returns a few plain errors, e.g. for host labels).
     #[error("{0}")]
     Plain(String),
@@ -72,7 +80,7 @@ impl VerifyError {
     /// The `result` label of `authenticate_latency_seconds` for this error.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::Format(_) | Self::Plain(_) => "invalid_token",
+            Self::Format(_) | Self::Plain(_) | Self::Host(_) => "invalid_token",
             Self::Sts(_) => "sts_error",
             Self::Throttled(_) => "sts_throttling",
         }

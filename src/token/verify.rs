@@ -9,10 +9,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::arn::{self, PrincipalType};
-use crate::config::types::Partition;
+use crate::aws::Partition;
+use crate::aws::endpoints;
 use crate::identity::Identity;
 use crate::metrics::{self, RegionLabel, ResponseLabels};
-use crate::sts::{self, CallError, endpoints};
+use crate::sts::{self, CallError};
 
 use super::{
     CLUSTER_ID_HEADER, MAX_TOKEN_LEN, PRESIGNED_URL_LIFETIME_SECS, V1_PREFIX, VerifyError,
@@ -84,8 +85,10 @@ pub fn validate(
             go_quote(&url.scheme)
         )));
     }
-    endpoints::verify_host(&url.host, partition, instance_region)?;
-    let sts_region = endpoints::region_label(&url.host).map_err(VerifyError::Plain)?;
+    endpoints::verify_host(&url.host, partition, instance_region).map_err(VerifyError::Host)?;
+    let sts_region = endpoints::region_label(&url.host)
+        .map_err(|e| VerifyError::Plain(e.to_string()))?
+        .to_owned();
     // upstream: Go's client would send `user:pass@` as basic auth to STS; we refuse a
     // token that carries credentials of its own in the URL.
     if url.has_userinfo {
@@ -224,6 +227,13 @@ impl Verifier {
         instance_region: Option<String>,
         sts: sts::Client,
     ) -> Self {
+        let instance_region = instance_region.filter(|r| !r.is_empty());
+        if let Some(r) = instance_region.as_deref()
+            && !endpoints::is_valid_region(r)
+        {
+            tracing::info!("invalid instance region {r:?}: not used for the STS host check");
+        }
+        let instance_region = instance_region.filter(|r| endpoints::is_valid_region(r));
         Self {
             cluster_id,
             partition,
