@@ -7,7 +7,7 @@
 //! [`sts_host`] gives for that region, so whatever `token` mints, a server of the same
 //! partition accepts.
 
-use super::partition::{Partition, region_partition};
+use super::partition::{Partition, is_region_name, region_partition};
 
 /// The global STS endpoint (only in the `aws` partition).
 pub const GLOBAL_HOST: &str = "sts.amazonaws.com";
@@ -174,11 +174,15 @@ pub fn verify_host(
         return Err(HostError::InvalidRegion(region.to_owned()));
     }
 
-    // upstream: any well-formed region label resolves (unknown ones to the commercial
-    // pattern), so `sts.not-a-region.amazonaws.com` is accepted in `aws`. We keep that:
-    // upstream's conformance vectors require it, and such a host only ever resolves to
-    // AWS's own DNS zone, where it does not exist.
-    if !resolved_hosts(region).iter().any(|h| h == host) {
+    // upstream: any well-formed label resolves (unknown ones to the commercial
+    // pattern), so `sts.s3.amazonaws.com` and `sts.s3-us-west-2.amazonaws.com` (an S3
+    // bucket named `sts`), `sts.elb.amazonaws.com` or `sts.execute-api.amazonaws.com`
+    // pass, and the server connects to them. Such names exist: AWS serves other
+    // services, and customers' buckets, under the same domains. We accept only labels
+    // that name a region (a known one, or one that follows the region grammar), so
+    // upstream's vectors that use made-up names (`sts.not-a-region.amazonaws.com`)
+    // are refused unless the name is the server's own region.
+    if !is_region_name(region) || !resolved_hosts(region).iter().any(|h| h == host) {
         // Fallback: the server's own region in the server's partition.
         let fallback = instance_region.filter(|r| is_valid_region(r)).map(|r| {
             let mut v = vec![format!("sts.{r}.{}", partition.domain())];
@@ -203,9 +207,9 @@ pub fn verify_host(
     // upstream: `verifyHost` checks only the DNS suffix, so `aws` and `aws-us-gov` (which
     // share `amazonaws.com` and `api.aws`) accept each other's regional hosts; we also
     // require the region to belong to the server's partition, so a GovCloud server
-    // never sends tokens to commercial STS and vice versa. DNS names are
-    // case-insensitive, so the region's partition is judged on its lower-case form.
-    if !domain_ok || region_partition(&region.to_ascii_lowercase()) != partition {
+    // never sends tokens to commercial STS and vice versa. (The grammar above admits
+    // only lower-case names, so `sts.US-GOV-WEST-1.amazonaws.com` never gets here.)
+    if !domain_ok || region_partition(region) != partition {
         return Err(HostError::OtherPartition {
             partition,
             host: host.to_owned(),
@@ -247,7 +251,6 @@ mod tests {
             ),
             ("aws", "sts-fips.us-west-2.amazonaws.com".into(), None),
             ("aws", "sts-fips.us-east-1.amazonaws.com".into(), None),
-            ("aws", "sts.default-region.amazonaws.com".into(), None),
             ("aws-iso", "sts.us-iso-east-1.c2s.ic.gov".into(), None),
             ("aws-us-gov", "sts.us-gov-east-1.amazonaws.com".into(), None),
             (
@@ -260,12 +263,6 @@ mod tests {
                 "aws-cn",
                 "sts.cn-north-1.api.amazonwebservices.com.cn".into(),
                 None,
-            ),
-            ("aws", "sts.not-a-region.amazonaws.com".into(), None),
-            (
-                "aws",
-                "sts.not-a-region.amazonaws.com".into(),
-                Some("us-west-2"),
             ),
             (
                 "aws",
@@ -317,7 +314,7 @@ mod tests {
             }
         }
         assert!("aws-not-a-partition".parse::<Partition>().is_err());
-        let cases: [(&str, &str, Option<&str>); 17] = [
+        let cases = [
             ("aws-cn", "sts.us-iso-east-1.c2s.ic.gov", None),
             ("aws-cn", "sts.not-a-region1.amazonaws.com.cn", None),
             ("aws", "sts.amazonaws.com.cn", None),
@@ -340,6 +337,25 @@ mod tests {
             ("aws", "invalid.amazonaws.com", None),
             // A port is part of the URL host and never allowed.
             ("aws", "sts.us-west-2.amazonaws.com:443", None),
+            // upstream accepts these: labels that are no region. Some exist (an S3
+            // bucket named `sts`, other services' endpoints).
+            ("aws", "sts.default-region.amazonaws.com", None),
+            ("aws", "sts.not-a-region.amazonaws.com", None),
+            ("aws", "sts.not-a-region.amazonaws.com", Some("us-west-2")),
+            ("aws", "sts.s3.amazonaws.com", None),
+            ("aws", "sts.s3-us-west-2.amazonaws.com", None),
+            ("aws", "sts.s3-website.amazonaws.com", None),
+            ("aws", "sts.elb.amazonaws.com", None),
+            ("aws", "sts.execute-api.amazonaws.com", None),
+            ("aws", "sts.dualstack.amazonaws.com", None),
+            ("aws", "sts.s3.api.aws", None),
+            ("aws", "sts-fips.s3.amazonaws.com", None),
+            ("aws", "sts.US-WEST-2.amazonaws.com", None),
+            ("aws", "sts.us-west-2a.amazonaws.com", None),
+            ("aws-cn", "sts.s3.amazonaws.com.cn", None),
+            ("aws-us-gov", "sts.s3.amazonaws.com", None),
+            ("aws-us-gov", "sts.s3-fips.amazonaws.com", None),
+            ("aws-iso", "sts.s3.c2s.ic.gov", None),
         ];
         for (part, host, region) in cases {
             assert!(
@@ -347,6 +363,29 @@ mod tests {
                 "({part}, {host}, {region:?}) should be rejected"
             );
         }
+    }
+
+    /// A region the SDK's table does not know yet is accepted when it follows the
+    /// grammar, as the partition's own.
+    #[test]
+    fn new_regions_that_follow_the_grammar() {
+        assert_eq!(
+            verify_host("sts.eu-southwest-9.amazonaws.com", Partition::Aws, None),
+            Ok(())
+        );
+        assert_eq!(
+            verify_host(
+                "sts.us-gov-central-1.amazonaws.com",
+                Partition::AwsUsGov,
+                None
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify_host("sts.cn-south-1.amazonaws.com.cn", Partition::AwsCn, None),
+            Ok(())
+        );
+        assert!(verify_host("sts.us-gov-central-1.amazonaws.com", Partition::Aws, None).is_err());
     }
 
     #[test]
@@ -394,10 +433,16 @@ mod tests {
             "unexpected hostname \"website.amazonaws.com\" in pre-signed URL"
         );
         assert_eq!(
-            verify_host("sts.not-a-region.amazonaws.com", Partition::AwsCn, None)
+            verify_host("sts.us-east-1.amazonaws.com", Partition::AwsCn, None)
                 .unwrap_err()
                 .to_string(),
-            "partition {aws-cn} does not support hostname sts.not-a-region.amazonaws.com"
+            "partition {aws-cn} does not support hostname sts.us-east-1.amazonaws.com"
+        );
+        assert_eq!(
+            verify_host("sts.s3.amazonaws.com", Partition::Aws, None)
+                .unwrap_err()
+                .to_string(),
+            "unexpected hostname \"sts.s3.amazonaws.com\" in pre-signed URL"
         );
     }
 

@@ -148,11 +148,10 @@ impl Partition {
         }
     }
 
-    /// Whether `region` matches this partition's `regionRegex` in the SDK's table, e.g.
-    /// `^us\-gov\-\w+\-\d+$` (the commercial one is
-    /// `^(us|eu|ap|sa|ca|me|af|il|mx)\-\w+\-\d+$`).
-    fn sdk_pattern_matches(self, region: &str) -> bool {
-        let prefixes: &[&str] = match self {
+    /// The SDK's `regionRegex` of this partition up to its `\w+\-\d+` tail, e.g.
+    /// `^us\-gov\-` (the commercial one is `^(us|eu|ap|sa|ca|me|af|il|mx)\-`).
+    fn pattern_prefixes(self) -> &'static [&'static str] {
+        match self {
             Self::Aws => &[
                 "us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-",
             ],
@@ -163,11 +162,48 @@ impl Partition {
             Self::AwsIsoE => &["eu-isoe-"],
             Self::AwsIsoF => &["us-isof-"],
             Self::AwsEusc => &["eusc-de-"],
-        };
-        prefixes
+        }
+    }
+
+    /// Whether `region` matches this partition's `regionRegex` in the SDK's table, e.g.
+    /// `^us\-gov\-\w+\-\d+$`.
+    fn sdk_pattern_matches(self, region: &str) -> bool {
+        self.pattern_prefixes()
             .iter()
             .any(|p| region.strip_prefix(p).is_some_and(word_dash_digits))
     }
+
+    /// Whether `region` follows the AWS region grammar in this partition: the SDK's
+    /// pattern with its `\w+` narrowed to a compass direction and its `\d+` to a region
+    /// number (`us-west-2`, `us-gov-east-1`, `eu-isoe-west-1`, `cn-northwest-1`).
+    pub fn follows_region_grammar(self, region: &str) -> bool {
+        self.pattern_prefixes().iter().any(|p| {
+            region
+                .strip_prefix(p)
+                .and_then(|rest| rest.split_once('-'))
+                .is_some_and(|(direction, number)| {
+                    DIRECTIONS.contains(&direction) && is_region_number(number)
+                })
+        })
+    }
+}
+
+/// The direction part of every AWS region name.
+const DIRECTIONS: [&str; 9] = [
+    "north",
+    "south",
+    "east",
+    "west",
+    "central",
+    "northeast",
+    "northwest",
+    "southeast",
+    "southwest",
+];
+
+/// `1` to `99`, no leading zero.
+fn is_region_number(s: &str) -> bool {
+    (1..=2).contains(&s.len()) && !s.starts_with('0') && s.bytes().all(|c| c.is_ascii_digit())
 }
 
 /// `\w+\-\d+` (a whole string), as at the end of every partition pattern.
@@ -186,6 +222,17 @@ pub fn known_partition(region: &str) -> Option<Partition> {
     Partition::ALL
         .into_iter()
         .find(|p| p.known_regions().contains(&region))
+}
+
+/// Whether `region` names an AWS region: a known region, or a name that follows the
+/// region grammar of some partition ([`Partition::follows_region_grammar`]). Words such
+/// as `s3`, `elb`, `execute-api` or `s3-us-west-2` are not regions, though they are
+/// DNS labels under AWS domains.
+pub fn is_region_name(region: &str) -> bool {
+    known_partition(region).is_some()
+        || Partition::ALL
+            .into_iter()
+            .any(|p| p.follows_region_grammar(region))
 }
 
 /// The partition the AWS SDK's endpoint resolver places `region` in: the partition that
@@ -242,6 +289,69 @@ mod tests {
         ];
         for (r, want) in cases {
             assert_eq!(region_partition(r), want, "{r}");
+        }
+    }
+
+    #[test]
+    fn region_grammar() {
+        for r in [
+            "us-west-2",
+            "us-gov-east-1",
+            "eu-isoe-west-1",
+            "cn-north-1",
+            "cn-northwest-1",
+            "us-isob-east-1",
+            "us-isof-south-1",
+            "eusc-de-east-1",
+            "ap-southeast-7",
+            "mx-central-1",
+            "eu-central-12",
+        ] {
+            assert!(is_region_name(r), "{r}");
+        }
+        for r in [
+            "s3",
+            "s3-us-west-2",
+            "elb",
+            "execute-api",
+            "s3-website",
+            "not-a-region",
+            "default-region",
+            "us-west-2a",
+            "us-west-02",
+            "us-west-100",
+            "us-west-0",
+            "US-WEST-2",
+            "us-west",
+            "us-gov-1",
+            "xx-east-1",
+            "eusc-fr-west-1",
+            "us-iso-s3-1",
+            "us-west-2-lax-1",
+            "",
+        ] {
+            assert!(!is_region_name(r), "{r}");
+        }
+    }
+
+    #[test]
+    fn grammar_and_sdk_pattern_agree_on_the_partition() {
+        for p in Partition::ALL {
+            for r in p.known_regions() {
+                assert!(p.follows_region_grammar(r), "{r}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A name that follows a partition's grammar is placed in that partition.
+        #[test]
+        fn grammar_implies_partition(r in "[a-z]{2,4}(-[a-z]{3,5})?-[a-z]{4,9}-[0-9]{1,2}") {
+            for p in Partition::ALL {
+                if p.follows_region_grammar(&r) {
+                    proptest::prop_assert_eq!(region_partition(&r), p);
+                }
+            }
         }
     }
 
