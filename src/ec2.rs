@@ -48,6 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::credentials::assume_role::{AssumeRole, SourceHeaders};
 
 /// A boxed future, for the object-safe lookup trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -67,6 +68,8 @@ pub const API_VERSION: &str = "2016-11-15";
 pub const MAX_BATCH: usize = 100;
 /// The cache holds at most this many entries before expired ones are dropped.
 const CACHE_PRUNE_AT: usize = 10_000;
+/// How long `ec2DescribeInstancesRoleARN` sessions last (renewed five minutes early).
+const ASSUMED_ROLE_DURATION: Duration = Duration::from_secs(3600);
 /// The most of an error body quoted in an error message.
 const MAX_QUOTED_BODY: usize = 512;
 
@@ -578,73 +581,6 @@ async fn batcher(shared: Arc<Shared>, client: Ec2Client, mut rx: mpsc::Unbounded
     }
 }
 
-/// Credentials from an STS AssumeRole of `server.ec2DescribeInstancesRoleARN`, with the
-/// confused-deputy headers of `server.sourceARN`, cached until five minutes before they
-/// expire.
-#[derive(Debug)]
-struct AssumedRole {
-    sts: aws_sdk_sts::Client,
-    role_arn: String,
-    source: Option<(String, String)>,
-    cached: tokio::sync::Mutex<Option<Credentials>>,
-}
-
-impl AssumedRole {
-    async fn fetch(&self) -> aws_credential_types::provider::Result {
-        use aws_credential_types::provider::error::CredentialsError;
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref()
-            && c.expiry()
-                .is_some_and(|exp| exp > SystemTime::now() + Duration::from_secs(300))
-        {
-            return Ok(c.clone());
-        }
-        tracing::info!("Using assumed role for EC2 API");
-        let source = self.source.clone();
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(&self.role_arn)
-            .role_session_name("aws-iam-authenticator")
-            .duration_seconds(3600)
-            .customize()
-            .mutate_request(move |req| {
-                if let Some((arn, account)) = &source {
-                    req.headers_mut().insert("x-amz-source-arn", arn.clone());
-                    req.headers_mut()
-                        .insert("x-amz-source-account", account.clone());
-                }
-            })
-            .send()
-            .await
-            .map_err(CredentialsError::provider_error)?;
-        let c = out.credentials().ok_or_else(|| {
-            CredentialsError::provider_error("AssumeRole returned no credentials")
-        })?;
-        let expiry = SystemTime::try_from(*c.expiration()).ok();
-        let credentials = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            expiry,
-            "ec2DescribeInstancesRoleARN",
-        );
-        *cached = Some(credentials.clone());
-        Ok(credentials)
-    }
-}
-
-impl ProvideCredentials for AssumedRole {
-    fn provide_credentials<'a>(
-        &'a self,
-    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        aws_credential_types::provider::future::ProvideCredentials::new(self.fetch())
-    }
-}
-
 /// The EC2 endpoint: `AWS_ENDPOINT_URL_EC2`, else `AWS_ENDPOINT_URL`, else the
 /// partition's regional endpoint.
 fn endpoint(region: &str, domain: &str) -> String {
@@ -686,16 +622,20 @@ pub async fn from_config(
                     .map_err(|_| Error::SourceArn(arn.to_owned()).to_string())?
                     .account_id
                     .to_owned();
-                Some((arn.to_owned(), account))
+                Some(SourceHeaders {
+                    arn: arn.to_owned(),
+                    account,
+                })
             }
             None => None,
         };
-        credentials = SharedCredentialsProvider::new(AssumedRole {
-            sts: aws_sdk_sts::Client::new(&sdk),
-            role_arn: role_arn.to_owned(),
-            source,
-            cached: tokio::sync::Mutex::new(None),
-        });
+        tracing::info!("Using assumed role for EC2 API");
+        let assume = AssumeRole::new(&sdk, credentials, role_arn)
+            .session_name("aws-iam-authenticator".to_owned())
+            .duration(ASSUMED_ROLE_DURATION)
+            .source_headers(source)
+            .provider_name("ec2DescribeInstancesRoleARN");
+        credentials = SharedCredentialsProvider::new(assume);
     }
     let settings = Settings::new(
         endpoint(&region, config.partition.domain()),

@@ -4,32 +4,17 @@
 //! goes to stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
-use aws_config::environment::EnvironmentVariableRegionProvider;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::profile::ProfileFileRegionProvider;
-use aws_config::sts::AssumeRoleProvider;
-use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use clap::Args;
 
 use super::{GlobalArgs, UsageError};
 use crate::config::ConfigFile;
-use crate::token::cache::{self, CacheKey, FileCacheProvider};
+use crate::credentials::assume_role::SessionName;
+use crate::credentials::{self, RoleOptions};
 use crate::token::exec_credential::{self, ExecCredential};
 use crate::token::generate;
-
-/// The region upstream falls back to when none is configured and IMDS has none.
-const FALLBACK_REGION: &str = "us-east-1";
-/// IMDS budget off EC2: the SDK's defaults (several seconds of retries) made every
-/// `token` call slow on laptops (upstream's issue with IMDS probing); on EC2 the
-/// link-local endpoint answers in milliseconds.
-const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-const IMDS_READ_TIMEOUT: Duration = Duration::from_secs(1);
-const IMDS_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Flags of `token`.
 #[derive(Debug, Args)]
@@ -129,6 +114,25 @@ impl Settings {
             cache: boolean(cache, "cache")?,
         })
     }
+
+    /// What the credentials library is asked for. `--session-name` and
+    /// `--forward-session-name` only matter with a role, as upstream.
+    fn credential_options(&self, cluster_id: &str) -> credentials::Options {
+        let session_name = match (&self.session_name, self.forward_session_name) {
+            (_, true) => SessionName::Forwarded,
+            (Some(name), false) => SessionName::Given(name.clone()),
+            (None, false) => SessionName::Default,
+        };
+        credentials::Options {
+            region: self.region.clone(),
+            role: self.role.as_ref().map(|role_arn| RoleOptions {
+                role_arn: role_arn.clone(),
+                external_id: self.external_id.clone(),
+                session_name,
+            }),
+            cache_for_cluster: self.cache.then(|| cluster_id.to_owned()),
+        }
+    }
 }
 
 /// Runs `token`.
@@ -146,7 +150,7 @@ pub async fn run(args: TokenArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .into());
     }
 
-    let (token, expiration) = get_token(&cluster_id, &settings)
+    let (token, expiration) = get_token(&cluster_id, settings.credential_options(&cluster_id))
         .await
         .context("could not get token")?;
 
@@ -163,350 +167,22 @@ pub async fn run(args: TokenArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .context("could not write the token to stdout")
 }
 
-/// Everything after flag parsing: region, credentials, role, presigning.
+/// Credentials, then the presigned token and the time kubectl should drop it.
 async fn get_token(
     cluster_id: &str,
-    settings: &Settings,
+    options: credentials::Options,
 ) -> anyhow::Result<(crate::token::Token, SystemTime)> {
-    let region = resolve_region(settings.region.as_deref()).await;
-    let imds = imds_client();
-
-    let base_chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .region(region.clone())
-        .imds_client(imds)
-        .build()
-        .await;
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region.clone())
-        .credentials_provider(base_chain);
-    if let Ok(app) = AppName::new("aws-iam-authenticator") {
-        loader = loader.app_name(app);
-    }
-    let sdk = loader.load().await;
-    let base = match mfa_role_profile().await {
-        // The SDK ignores `mfa_serial`; upstream prompts for the code, so we do too.
-        Some(profile) => SharedCredentialsProvider::new(profile.into_provider(&sdk, &region).await),
-        None => sdk
-            .credentials_provider()
-            .context("no credentials provider configured")?,
-    };
-
-    let base = if settings.cache {
-        wrap_in_cache(
-            base,
-            cluster_id,
-            settings.role.as_deref().unwrap_or_default(),
-        )
-        .await
-    } else {
-        base
-    };
-
-    let provider = match settings.role.as_deref() {
-        Some(role) => assume_role(&sdk, &region, base, role, settings).await?,
-        None => base,
-    };
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .context("could not load credentials")?;
-
-    let host = sts_host(&sdk, region.as_ref())?;
+    let resolved = credentials::resolve(&options).await?;
     let now = SystemTime::now();
-    let generated = generate::generate(&credentials, region.as_ref(), &host, cluster_id, now)?;
-    let expiration = exec_credential::expiration(now, credentials.expiry());
+    let generated = generate::generate(
+        &resolved.credentials,
+        resolved.region.as_ref(),
+        &resolved.sts_host,
+        cluster_id,
+        now,
+    )?;
+    let expiration = exec_credential::expiration(now, resolved.credentials.expiry());
     Ok((generated.token, expiration))
-}
-
-/// `--region`, else the SDK's environment and profile, else IMDS, else `us-east-1`
-/// (upstream's order).
-async fn resolve_region(flag: Option<&str>) -> Region {
-    if let Some(region) = flag {
-        return Region::new(region.to_owned());
-    }
-    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-        .or_else(ProfileFileRegionProvider::new());
-    if let Some(region) = chain.region().await {
-        return region;
-    }
-    match imds_region().await {
-        Ok(region) => Region::new(region),
-        Err(e) => {
-            tracing::info!(
-                "failed to get region from IMDS for token generation, defaulting to {FALLBACK_REGION}. imds error: {e:#}"
-            );
-            Region::from_static(FALLBACK_REGION)
-        }
-    }
-}
-
-fn imds_disabled() -> bool {
-    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// An IMDS client with short timeouts and no retries, so that off EC2 the probe fails
-/// within about a second instead of the SDK's default budget.
-fn imds_client() -> aws_config::imds::Client {
-    aws_config::imds::Client::builder()
-        .connect_timeout(IMDS_CONNECT_TIMEOUT)
-        .read_timeout(IMDS_READ_TIMEOUT)
-        .operation_timeout(IMDS_OPERATION_TIMEOUT)
-        .max_attempts(1)
-        .build()
-}
-
-async fn imds_region() -> anyhow::Result<String> {
-    if imds_disabled() {
-        anyhow::bail!("IMDS is disabled (AWS_EC2_METADATA_DISABLED=true)");
-    }
-    let region = imds_client()
-        .get("/latest/meta-data/placement/region")
-        .await
-        .map_err(anyhow::Error::new)?;
-    let region = region.as_ref().trim().to_owned();
-    anyhow::ensure!(!region.is_empty(), "empty region");
-    Ok(region)
-}
-
-/// Wraps the base provider in the file cache; on any problem the run proceeds uncached
-/// with upstream's message on stderr.
-async fn wrap_in_cache(
-    base: SharedCredentialsProvider,
-    cluster_id: &str,
-    role_arn: &str,
-) -> SharedCredentialsProvider {
-    let env_file = std::env::var(cache::CACHE_FILE_ENV).ok();
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let Some(path) = cache::cache_path(env_file.as_deref(), home.as_deref()) else {
-        eprintln!("unable to use cache: {}", cache::Error::NoLocation);
-        return base;
-    };
-    let profile = std::env::var("AWS_PROFILE")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "default".to_owned());
-    let key = CacheKey {
-        cluster_id: cluster_id.to_owned(),
-        profile,
-        role_arn: role_arn.to_owned(),
-    };
-    match FileCacheProvider::new(path, key, base.clone()).await {
-        Ok(cached) => SharedCredentialsProvider::new(cached),
-        Err(e) => {
-            eprintln!("unable to use cache: {:#}", anyhow::Error::new(e));
-            base
-        }
-    }
-}
-
-/// A provider of `role`'s credentials, assumed with the base credentials.
-async fn assume_role(
-    sdk: &SdkConfig,
-    region: &Region,
-    base: SharedCredentialsProvider,
-    role: &str,
-    settings: &Settings,
-) -> anyhow::Result<SharedCredentialsProvider> {
-    let session_name = if settings.forward_session_name {
-        forwarded_session_name(sdk, base.clone()).await?
-    } else {
-        settings.session_name.clone()
-    };
-    let session_name = session_name.unwrap_or_else(default_session_name);
-    let mut builder = AssumeRoleProvider::builder(role)
-        .configure(sdk)
-        .region(region.clone())
-        .session_name(session_name);
-    if let Some(id) = settings.external_id.as_deref() {
-        builder = builder.external_id(id);
-    }
-    Ok(SharedCredentialsProvider::new(
-        builder.build_from_provider(base).await,
-    ))
-}
-
-/// The selected profile assumes a role with MFA (`role_arn` + `mfa_serial` +
-/// `source_profile`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MfaRoleProfile {
-    role_arn: String,
-    mfa_serial: String,
-    source_profile: String,
-    external_id: Option<String>,
-    session_name: Option<String>,
-    duration_seconds: Option<i32>,
-}
-
-/// Reads the selected profile (`AWS_PROFILE`, `AWS_CONFIG_FILE`, … as the SDK does) and
-/// returns it if it needs an MFA code. Unreadable files are left to the SDK to report.
-async fn mfa_role_profile() -> Option<MfaRoleProfile> {
-    // Environment keys come before any profile in the chain, as in the SDK.
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
-        return None;
-    }
-    let profiles = aws_config::profile::load(
-        &aws_types::os_shim_internal::Fs::real(),
-        &aws_types::os_shim_internal::Env::real(),
-        // The default files (`~/.aws/config`, `~/.aws/credentials`, or their variables).
-        &Default::default(),
-        None,
-    )
-    .await
-    .ok()?;
-    let profile = profiles.get_profile(profiles.selected_profile())?;
-    let get = |key: &str| {
-        profile
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    Some(MfaRoleProfile {
-        role_arn: get("role_arn")?,
-        mfa_serial: get("mfa_serial")?,
-        source_profile: get("source_profile")?,
-        external_id: get("external_id"),
-        session_name: get("role_session_name"),
-        duration_seconds: get("duration_seconds").and_then(|d| d.parse().ok()),
-    })
-}
-
-impl MfaRoleProfile {
-    async fn into_provider(self, sdk: &SdkConfig, region: &Region) -> MfaAssumeRoleProvider {
-        let source = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-            .profile_name(&self.source_profile)
-            .region(region.clone())
-            .imds_client(imds_client())
-            .build()
-            .await;
-        let conf = aws_sdk_sts::config::Builder::from(sdk)
-            .credentials_provider(source)
-            .build();
-        MfaAssumeRoleProvider {
-            client: aws_sdk_sts::Client::from_conf(conf),
-            profile: self,
-        }
-    }
-}
-
-/// AssumeRole with `SerialNumber` and a code typed by the user. The prompt goes to
-/// stderr: stdout belongs to the ExecCredential kubectl reads.
-#[derive(Debug)]
-struct MfaAssumeRoleProvider {
-    client: aws_sdk_sts::Client,
-    profile: MfaRoleProfile,
-}
-
-/// Upstream's prompt, on stderr.
-const MFA_PROMPT: &str = "Assume Role MFA token code: ";
-
-impl MfaAssumeRoleProvider {
-    async fn assume(&self) -> aws_credential_types::provider::Result {
-        use aws_credential_types::provider::error::CredentialsError;
-
-        let code = tokio::task::spawn_blocking(|| {
-            eprint!("{MFA_PROMPT}");
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).map(|_| line)
-        })
-        .await
-        .map_err(CredentialsError::unhandled)?
-        .map_err(CredentialsError::provider_error)?;
-        let p = &self.profile;
-        let out = self
-            .client
-            .assume_role()
-            .role_arn(&p.role_arn)
-            .role_session_name(p.session_name.clone().unwrap_or_else(default_session_name))
-            .serial_number(&p.mfa_serial)
-            .token_code(code.trim())
-            .set_external_id(p.external_id.clone())
-            .set_duration_seconds(p.duration_seconds)
-            .send()
-            .await
-            .map_err(CredentialsError::provider_error)?;
-        let c = out.credentials().ok_or_else(|| {
-            CredentialsError::provider_error("AssumeRole returned no credentials")
-        })?;
-        let expiry =
-            SystemTime::try_from(*c.expiration()).map_err(CredentialsError::provider_error)?;
-        Ok(aws_credential_types::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            Some(expiry),
-            "MfaAssumeRole",
-        ))
-    }
-}
-
-impl ProvideCredentials for MfaAssumeRoleProvider {
-    fn provide_credentials<'a>(
-        &'a self,
-    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        aws_credential_types::provider::future::ProvideCredentials::new(self.assume())
-    }
-}
-
-/// `--forward-session-name`: the caller's own session name (the part after `:` of its
-/// user id, e.g. a federated user's e-mail), if it has one.
-async fn forwarded_session_name(
-    sdk: &SdkConfig,
-    base: SharedCredentialsProvider,
-) -> anyhow::Result<Option<String>> {
-    let conf = aws_sdk_sts::config::Builder::from(sdk)
-        .credentials_provider(base)
-        .build();
-    let identity = aws_sdk_sts::Client::from_conf(conf)
-        .get_caller_identity()
-        .send()
-        .await
-        .context("could not get the caller identity to forward its session name")?;
-    let user_id = identity.user_id().unwrap_or_default();
-    let parts: Vec<&str> = user_id.split(':').collect();
-    Ok(match parts.as_slice() {
-        [_, session] => Some((*session).to_owned()),
-        _ => None,
-    })
-}
-
-/// A session name when none is given. Upstream gets the Go SDK's `aws-go-sdk-<nanos>`;
-/// ours names the tool instead.
-fn default_session_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("aws-iam-authenticator-{nanos}")
-}
-
-/// The host the token is presigned for: `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` if
-/// set (as the SDK's STS client would use), else the regional endpoint, honouring
-/// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT` (environment or profile).
-fn sts_host(sdk: &SdkConfig, region: &str) -> anyhow::Result<String> {
-    // The SDK already leaves the global endpoint out of `sdk` when this is set.
-    let ignore_configured = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let override_url = std::env::var("AWS_ENDPOINT_URL_STS")
-        .ok()
-        .filter(|u| !u.is_empty() && !ignore_configured)
-        .or_else(|| sdk.endpoint_url().map(str::to_owned));
-    if let Some(url) = override_url {
-        let uri: http::Uri = url
-            .parse()
-            .with_context(|| format!("invalid sts endpoint url {url:?}"))?;
-        let authority = uri
-            .authority()
-            .with_context(|| format!("sts endpoint url {url:?} has no host"))?;
-        return Ok(authority.as_str().to_owned());
-    }
-    Ok(generate::sts_host_for(
-        region,
-        sdk.use_fips().unwrap_or(false),
-        sdk.use_dual_stack().unwrap_or(false),
-    ))
 }
 
 #[cfg(test)]
@@ -566,12 +242,54 @@ mod tests {
     }
 
     #[test]
-    fn default_session_names_are_valid_role_session_names() {
-        let name = default_session_name();
-        assert!(name.len() <= 64 && name.len() >= 2, "{name}");
-        assert!(
-            name.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b))
-        );
+    fn credential_options_from_settings() {
+        let role = |session_name| {
+            Some(RoleOptions {
+                role_arn: "arn:aws:iam::1:role/r".into(),
+                external_id: Some("ext".into()),
+                session_name,
+            })
+        };
+        let base = Settings {
+            region: Some("eu-west-1".into()),
+            role: Some("arn:aws:iam::1:role/r".into()),
+            external_id: Some("ext".into()),
+            ..Settings::default()
+        };
+        let table = [
+            (base.clone(), role(SessionName::Default), None),
+            (
+                Settings {
+                    session_name: Some("me".into()),
+                    cache: true,
+                    ..base.clone()
+                },
+                role(SessionName::Given("me".into())),
+                Some("c".to_owned()),
+            ),
+            (
+                Settings {
+                    forward_session_name: true,
+                    ..base.clone()
+                },
+                role(SessionName::Forwarded),
+                None,
+            ),
+            (
+                Settings {
+                    role: None,
+                    session_name: Some("ignored".into()),
+                    ..base
+                },
+                None,
+                None,
+            ),
+        ];
+        for (settings, want_role, want_cache) in table {
+            let o = settings.credential_options("c");
+            assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+            assert_eq!(o.role, want_role);
+            assert_eq!(o.cache_for_cluster, want_cache);
+        }
     }
 }

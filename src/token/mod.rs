@@ -4,9 +4,7 @@
 //! * [`verify`] checks a token without I/O ([`verify::validate`]) and then asks STS
 //!   ([`verify::Verifier`]), for `verify` and the webhook.
 //! * [`exec_credential`] is the `client.authentication.k8s.io` object kubectl reads.
-//! * [`cache`] is upstream's `--cache` credential file.
 
-pub mod cache;
 pub mod exec_credential;
 pub mod generate;
 pub mod verify;
