@@ -574,6 +574,8 @@ fn role_is_assumed_with_external_id_and_session_name() {
         "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fadmin",
         "ExternalId=ext-123",
         "RoleSessionName=my-session",
+        // Upstream's session length (aws-sdk-go-v2 stscreds' DefaultDuration), not STS's hour.
+        "DurationSeconds=900",
         &format!("Credential={AKID}/"),
     ] {
         assert!(assume.contains(part), "{part} not in {assume}");
@@ -700,6 +702,7 @@ fn mfa_profile_prompts_on_stderr_and_the_cache_spares_the_next_prompt() {
         "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fmfa-role",
         "SerialNumber=arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Falice",
         "TokenCode=123456",
+        "DurationSeconds=900",
         &format!("Credential={AKID}/"),
     ] {
         assert!(requests[0].contains(part), "{part} not in {}", requests[0]);

@@ -16,6 +16,7 @@ pub mod profile;
 pub mod region;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aws_config::{AppName, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -24,6 +25,14 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 
 use self::assume_role::{AssumeRole, SessionName};
 use self::cache::{CacheKey, FileCacheProvider};
+
+/// How long assumed-role sessions of `token` last unless a profile says otherwise.
+/// Upstream (`kubernetes-sigs/aws-iam-authenticator:pkg/token/token.go`,
+/// `GetWithOptions`) sets no duration on its `stscreds` AssumeRole provider, for `--role`
+/// and for a profile's `role_arn` alike, so aws-sdk-go-v2's `DefaultDuration` of 15
+/// minutes applies, where STS alone would grant an hour. So credentials kept in the
+/// `--cache` file live no longer than upstream's.
+pub const ROLE_SESSION_DURATION: Duration = Duration::from_secs(15 * 60);
 
 /// Why no credentials could be had.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +127,8 @@ pub async fn resolve(options: &Options) -> Result<Resolved, Error> {
             };
             let assume = AssumeRole::new(&sdk, base, &role.role_arn)
                 .session_name(session_name.resolve())
-                .external_id(role.external_id.clone());
+                .external_id(role.external_id.clone())
+                .duration(ROLE_SESSION_DURATION);
             SharedCredentialsProvider::new(assume)
         }
         None => base,

@@ -1,8 +1,11 @@
 //! A shared-config profile that assumes a role with MFA (`role_arn` + `mfa_serial` +
 //! `source_profile`): the SDK ignores `mfa_serial`, upstream prompts for the code.
 
+use std::time::Duration;
+
 use aws_config::{Region, SdkConfig};
 
+use super::ROLE_SESSION_DURATION;
 use super::assume_role::{AssumeRole, SessionName};
 use super::region::imds_client;
 
@@ -58,7 +61,7 @@ fn from_keys<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<MfaRoleProfile
 
 impl MfaRoleProfile {
     /// The provider that prompts for the code and assumes the role with the source
-    /// profile's credentials.
+    /// profile's credentials, for `duration_seconds` or else upstream's 15 minutes.
     pub async fn into_provider(self, sdk: &SdkConfig, region: &Region) -> AssumeRole {
         let source = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
             .profile_name(&self.source_profile)
@@ -69,14 +72,14 @@ impl MfaRoleProfile {
         let session_name = self
             .session_name
             .map_or(SessionName::Default, SessionName::Given);
-        let mut provider = AssumeRole::new(sdk, source, &self.role_arn)
+        let duration = self
+            .duration_seconds
+            .map_or(ROLE_SESSION_DURATION, |s| Duration::from_secs(u64::from(s)));
+        AssumeRole::new(sdk, source, &self.role_arn)
             .session_name(session_name.resolve())
             .external_id(self.external_id)
-            .mfa_serial(self.mfa_serial);
-        if let Some(s) = self.duration_seconds {
-            provider = provider.duration(std::time::Duration::from_secs(u64::from(s)));
-        }
-        provider
+            .duration(duration)
+            .mfa_serial(self.mfa_serial)
     }
 }
 
