@@ -13,6 +13,7 @@ use crate::config::types::BackendMode;
 use crate::config::{ServerConfig, ServerFlags};
 use crate::kubeconfig;
 use crate::mapper::chain::Chain;
+use crate::mapper::file::ConfigSource;
 use crate::server::cache::DEFAULT_CAPACITY;
 use crate::server::listener::DEFAULT_MAX_CONNECTIONS;
 use crate::server::{
@@ -148,6 +149,10 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    let config_file = file.as_ref().map(|f| ConfigSource {
+        path: f.path().to_owned(),
+        flags: args.flags(global),
+    });
     let options = RunOptions {
         cache: args.cache_config(),
         grace: args.shutdown_grace_period,
@@ -160,7 +165,7 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     };
     let immediate = shutdown.immediate();
     tokio::select! {
-        r = serve(config, options, shutdown) => r,
+        r = serve(config, config_file, options, shutdown) => r,
         () = immediate.cancelled() => {
             // upstream: the second signal ends the process with os.Exit(1); so do we,
             // without waiting for anything (dropping the runtime could wait on tasks).
@@ -181,10 +186,11 @@ struct RunOptions {
 
 async fn serve(
     config: ServerConfig,
+    config_file: Option<ConfigSource>,
     options: RunOptions,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let chain = Chain::build(&config).await?;
+    let chain = Chain::build(&config, config_file).await?;
     log_mappings(&config, &chain);
 
     let pair = {

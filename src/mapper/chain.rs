@@ -18,15 +18,15 @@
 //! the file returns to `server.backendMode`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::dynamic_file::{DynamicFileMapper, Event, FileWatch, POLL_INTERVAL, e2e_latency};
-use super::file::FileMapper;
+use super::dynamic_file::{DynamicFileMapper, e2e_latency};
+use super::file::{ConfigSource, FileMapper};
 use super::template::{self, RenderError};
+use super::watch::{self, Event, FileWatch};
 use super::{MapError, Mapper};
 use crate::config::file::lowercase_keys;
 use crate::config::types::BackendMode;
@@ -82,24 +82,24 @@ impl Denied {
 
 type Mappers = Arc<Vec<Arc<dyn Mapper>>>;
 
+/// What rebuilding the chain on a backend-mode change needs.
+#[derive(Debug)]
+struct Rebuild {
+    config: ServerConfig,
+    /// The one MountedFile backend: every chain built uses it, so the mappings it
+    /// reloaded from the config file survive a backend-mode change.
+    mounted: Arc<FileMapper>,
+}
+
 #[derive(Debug)]
 struct Inner {
-    /// For rebuilding on a backend-mode change; `None` for a fixed chain.
-    config: Option<ServerConfig>,
+    /// `None` for a fixed chain.
+    rebuild: Option<Rebuild>,
     reserved: BTreeMap<BackendMode, Vec<String>>,
     lookup: Option<Arc<dyn PrivateDnsLookup>>,
     mappers: RwLock<Mappers>,
-    watcher: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Ok(mut w) = self.watcher.lock()
-            && let Some(task) = w.take()
-        {
-            task.abort();
-        }
-    }
+    /// Follows the dynamic backend-mode file; stopped when the chain goes.
+    watcher: std::sync::OnceLock<watch::Task>,
 }
 
 /// The backends in order, with the reserved prefixes and the EC2 lookup. Cheap to
@@ -110,15 +110,17 @@ pub struct Chain {
 }
 
 /// Creates (and starts) the backends for `modes`.
-async fn build_mappers(config: &ServerConfig, modes: &[BackendMode]) -> Result<Mappers, Error> {
+async fn build_mappers(
+    config: &ServerConfig,
+    mounted: &Arc<FileMapper>,
+    modes: &[BackendMode],
+) -> Result<Mappers, Error> {
     let mut out: Vec<Arc<dyn Mapper>> = Vec::with_capacity(modes.len());
     for &mode in modes {
         info!(mapper = mode.name(), "starting mapper {:?}", mode.name());
         let fail = |message: String| Error::Backend { mode, message };
         let mapper: Arc<dyn Mapper> = match mode {
-            BackendMode::MountedFile => {
-                Arc::new(FileMapper::new(config).map_err(|e| fail(e.to_string()))?)
-            }
+            BackendMode::MountedFile => Arc::clone(mounted) as Arc<dyn Mapper>,
             BackendMode::DynamicFile => DynamicFileMapper::start(config)
                 .await
                 .map_err(|e| fail(e.to_string()))?,
@@ -174,9 +176,21 @@ fn parse_backend_mode_file(bytes: &[u8]) -> Result<(Vec<BackendMode>, Option<Str
 
 impl Chain {
     /// Builds and starts the backends of `config` (or of the dynamic backend-mode file,
-    /// when it exists and is valid), and follows that file if configured.
-    pub async fn build(config: &ServerConfig) -> Result<Chain, Error> {
+    /// when it exists and is valid), and follows that file if configured. With
+    /// `config_file`, the MountedFile mappings follow that file (see
+    /// [`FileMapper::follow`]), whether or not MountedFile is in the chain yet.
+    pub async fn build(
+        config: &ServerConfig,
+        config_file: Option<ConfigSource>,
+    ) -> Result<Chain, Error> {
         let lookup = ec2::from_config(config).await.map_err(Error::Ec2)?;
+        let mounted = Arc::new(FileMapper::new(config).map_err(|e| Error::Backend {
+            mode: BackendMode::MountedFile,
+            message: e.to_string(),
+        })?);
+        if let Some(source) = config_file {
+            mounted.follow(source, config.clone());
+        }
         let mut modes = config.backend_modes.clone();
         let mut watch = None;
         if let Some(path) = &config.dynamic_backend_mode_path {
@@ -193,22 +207,26 @@ impl Chain {
             }
             watch = Some(w);
         }
-        let mappers = build_mappers(config, &modes).await?;
+        let mappers = build_mappers(config, &mounted, &modes).await?;
         set_gauges(&modes);
         let chain = Chain {
             inner: Arc::new(Inner {
-                config: Some(config.clone()),
+                rebuild: Some(Rebuild {
+                    config: config.clone(),
+                    mounted,
+                }),
                 reserved: config.reserved_prefixes.clone(),
                 lookup,
                 mappers: RwLock::new(mappers),
-                watcher: Mutex::new(None),
+                watcher: std::sync::OnceLock::new(),
             }),
         };
         if let Some(w) = watch {
-            let task = tokio::spawn(watch_backend_modes(Arc::downgrade(&chain.inner), w));
-            if let Ok(mut slot) = chain.inner.watcher.lock() {
-                *slot = Some(task);
-            }
+            let task = watch::follow(&chain.inner, w, |inner, event| async move {
+                inner.backend_mode_file_changed(event).await;
+            });
+            // A fresh chain: the slot is empty.
+            let _ = chain.inner.watcher.set(task);
         }
         Ok(chain)
     }
@@ -222,11 +240,11 @@ impl Chain {
     ) -> Chain {
         Chain {
             inner: Arc::new(Inner {
-                config: None,
+                rebuild: None,
                 reserved,
                 lookup,
                 mappers: RwLock::new(Arc::new(mappers)),
-                watcher: Mutex::new(None),
+                watcher: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -324,13 +342,15 @@ impl Inner {
     /// Rebuilds the chain for `modes` unless it already is that chain. A failure keeps
     /// the current chain.
     async fn switch_to(&self, modes: Vec<BackendMode>, last_updated: Option<String>) {
-        let Some(config) = &self.config else { return };
+        let Some(Rebuild { config, mounted }) = &self.rebuild else {
+            return;
+        };
         let current: Vec<BackendMode> = self.current().iter().map(|m| m.mode()).collect();
         if current == modes {
             return;
         }
         let names = |ms: &[BackendMode]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(" ");
-        match build_mappers(config, &modes).await {
+        match build_mappers(config, mounted, &modes).await {
             Ok(mappers) => {
                 self.install(mappers);
                 set_gauges(&modes);
@@ -361,24 +381,13 @@ fn count_mode_failure() {
         .inc();
 }
 
-async fn watch_backend_modes(inner: Weak<Inner>, mut watch: FileWatch) {
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(event) = watch.check().await else {
-            if inner.strong_count() == 0 {
-                return;
-            }
-            continue;
-        };
-        let Some(inner) = inner.upgrade() else { return };
-        let Some(config) = inner.config.as_ref() else {
-            return;
-        };
+impl Inner {
+    /// Follows one change of the dynamic backend-mode file.
+    async fn backend_mode_file_changed(&self, event: Event) {
+        let Some(rebuild) = &self.rebuild else { return };
         match event {
             Event::Changed(bytes) => match parse_backend_mode_file(&bytes) {
-                Ok((modes, last)) => inner.switch_to(modes, last).await,
+                Ok((modes, last)) => self.switch_to(modes, last).await,
                 Err(e) => {
                     warn!(error = %e, "dynamic backend mode file rejected; the current chain stays");
                     count_mode_failure();
@@ -386,8 +395,8 @@ async fn watch_backend_modes(inner: Weak<Inner>, mut watch: FileWatch) {
             },
             Event::Deleted => {
                 info!("dynamic backend mode file deleted; returning to server.backendMode");
-                let modes = config.backend_modes.clone();
-                inner.switch_to(modes, None).await;
+                let modes = rebuild.config.backend_modes.clone();
+                self.switch_to(modes, None).await;
             }
             Event::Unreadable(e) => {
                 warn!(error = %e, "dynamic backend mode file unreadable; the current chain stays");

@@ -17,21 +17,19 @@
 //! `dynamicfile_failures_total` and `mapping_reload_failures_total{backend}` count it.
 //! Deleting the file clears the mappings; creating it again loads it.
 //!
-//! The file is polled (every [`POLL_INTERVAL`]: size, modification and change times,
-//! inode), so in-place writes and editors' atomic replace (write a temp file, rename it
-//! over) are both picked up within a second, with no platform file-notification API.
+//! The file is followed by [`super::watch`] (polled: in-place writes and editors' atomic
+//! replace are both picked up within a second).
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::watch::{self, Event, FileWatch};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
 use crate::config::file::lowercase_keys;
@@ -40,9 +38,6 @@ use crate::config::types::{
 };
 use crate::identity::Identity;
 use crate::metrics::{self, BackendLabel, TypeLabel};
-
-/// How often watched files are checked.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Upstream's text for an entry without a key in strict mode (roles).
 const ROLE_KEY_MISSING: &str =
@@ -172,91 +167,6 @@ fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Maps, Option<String
     Ok((maps, last_updated))
 }
 
-/// What identifies one version of a file without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    ino: u64,
-    dev: u64,
-}
-
-impl Fingerprint {
-    fn of(md: &std::fs::Metadata) -> Self {
-        Self {
-            len: md.len(),
-            mtime: (md.mtime(), md.mtime_nsec()),
-            ctime: (md.ctime(), md.ctime_nsec()),
-            ino: md.ino(),
-            dev: md.dev(),
-        }
-    }
-}
-
-/// A change seen by [`FileWatch::check`].
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// The file appeared or changed: its new contents.
-    Changed(Vec<u8>),
-    /// The file was there and is gone.
-    Deleted,
-    /// The file changed but could not be read.
-    Unreadable(String),
-}
-
-/// Polls one file for changes (see the module docs).
-#[derive(Debug)]
-pub(crate) struct FileWatch {
-    path: PathBuf,
-    last: Option<Fingerprint>,
-}
-
-impl FileWatch {
-    /// A watch that reports the file's current contents at the first check.
-    pub(crate) fn new(path: PathBuf) -> Self {
-        Self { path, last: None }
-    }
-
-    /// Checks the file once.
-    pub(crate) async fn check(&mut self) -> Option<Event> {
-        let md = match tokio::fs::metadata(&self.path).await {
-            Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return self.last.take().map(|_| Event::Deleted);
-            }
-            Err(e) => return self.unreadable(None, e.to_string()),
-        };
-        let fp = Fingerprint::of(&md);
-        if self.last == Some(fp) {
-            return None;
-        }
-        let bytes = match tokio::fs::read(&self.path).await {
-            Ok(b) => b,
-            // Removed between stat and read: the next check reports the deletion.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => return self.unreadable(Some(fp), e.to_string()),
-        };
-        // A writer still at work (truncate, then write): look again at the next tick
-        // rather than reject a torn read.
-        match tokio::fs::metadata(&self.path).await {
-            Ok(after) if Fingerprint::of(&after) == fp => {}
-            _ => return None,
-        }
-        self.last = Some(fp);
-        Some(Event::Changed(bytes))
-    }
-
-    fn unreadable(&mut self, fp: Option<Fingerprint>, message: String) -> Option<Event> {
-        // Report an unreadable version once, not at every tick.
-        if fp.is_some() && self.last == fp {
-            return None;
-        }
-        self.last = fp;
-        Some(Event::Unreadable(message))
-    }
-}
-
 /// Seconds since `LastUpdatedDateTime` (unix seconds), for `dynamic_e2e_latency_seconds`.
 pub(crate) fn e2e_latency(last_updated: &str) -> Option<f64> {
     let then: i64 = last_updated.trim().parse().ok()?;
@@ -350,13 +260,7 @@ impl State {
 #[derive(Debug)]
 pub struct DynamicFileMapper {
     state: Arc<State>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for DynamicFileMapper {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _follow: watch::Task,
 }
 
 impl DynamicFileMapper {
@@ -386,24 +290,13 @@ impl DynamicFileMapper {
             ),
         }
         state.ready.store(true, Ordering::SeqCst);
-        let task = tokio::spawn(watch_loop(Arc::downgrade(&state), watch));
-        Arc::new(Self { state, task })
-    }
-}
-
-async fn watch_loop(state: Weak<State>, mut watch: FileWatch) {
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(event) = watch.check().await else {
-            if state.strong_count() == 0 {
-                return;
-            }
-            continue;
-        };
-        let Some(state) = state.upgrade() else { return };
-        state.apply(event);
+        let follow = watch::follow(&state, watch, |state, event| async move {
+            state.apply(event);
+        });
+        Arc::new(Self {
+            state,
+            _follow: follow,
+        })
     }
 }
 

@@ -4,15 +4,25 @@
 //! Role ARNs are matched by their canonical form with the path stripped (see
 //! [`role_arn_key`]); user ARNs by their canonical, lower-cased form. Entries are tried
 //! in the order they are written and the first match wins.
+//!
+//! The server follows its config file ([`FileMapper::follow`]): a new version's
+//! mappings replace the ones in force within a second or so, a broken version changes
+//! nothing (the last good mappings stay; it is logged and counted), and other settings
+//! wait for a restart.
 
-use tracing::{info, warn};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use tracing::{debug, info, warn};
+
+use super::watch::{self, Event, FileWatch};
 use super::{IdentityMapping, MapError, Mapper};
-use crate::config::ServerConfig;
 use crate::config::types::{
     BackendMode, MappingError, RoleMapping, UserMapping, role_arn_key, user_arn_key,
 };
+use crate::config::{ConfigFile, ServerConfig, ServerFlags};
 use crate::identity::Identity;
+use crate::metrics::{self, BackendLabel, EntryLabels};
 
 /// Why the mappings could not be used; names the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,13 +55,97 @@ enum RoleKey {
     Sso,
 }
 
-/// The MountedFile backend.
-#[derive(Debug)]
-pub struct FileMapper {
+/// A role entry's key, or why it has none.
+fn role_key(m: &RoleMapping) -> Result<RoleKey, MappingError> {
+    m.validate()?;
+    if m.rolearn.is_empty() {
+        Ok(RoleKey::Sso)
+    } else {
+        role_arn_key(&m.rolearn).map(RoleKey::Arn)
+    }
+}
+
+/// A user entry's key, or why it has none.
+fn user_key(m: &UserMapping) -> Result<String, MappingError> {
+    m.validate()?;
+    user_arn_key(&m.userarn)
+}
+
+/// One version of the mappings, indexed.
+#[derive(Debug, Default)]
+struct Index {
     roles: Vec<(RoleKey, RoleMapping)>,
     users: Vec<(String, UserMapping)>,
     accounts: Vec<String>,
+}
+
+impl Index {
+    /// Validates every entry (the first invalid one is the error) and indexes them.
+    fn build(
+        roles: &[RoleMapping],
+        users: &[UserMapping],
+        accounts: &[String],
+    ) -> Result<Self, Error> {
+        let mut role_keys: Vec<(RoleKey, RoleMapping)> = Vec::with_capacity(roles.len());
+        for (index, m) in roles.iter().enumerate() {
+            let key = role_key(m).map_err(|reason| Error::Role { index, reason })?;
+            if let RoleKey::Arn(key) = &key {
+                // upstream: pkg/mapper/file/mapper.go keys roles by the ARN as written,
+                // so a role with a path never matches; we strip the path. Two roles with
+                // one name under different paths then collide: say so.
+                if let Some((_, first)) = role_keys
+                    .iter()
+                    .find(|(k, _)| matches!(k, RoleKey::Arn(k) if k == key))
+                {
+                    warn!(
+                        role = %m.rolearn,
+                        earlier = %first.rolearn,
+                        key = %key,
+                        "two role mappings have the same ARN once the path is removed; the first one is used"
+                    );
+                }
+            }
+            info!(role = %m.key(), username = %m.username, groups = ?m.groups, "mapping IAM role");
+            role_keys.push((key, m.clone()));
+        }
+        let mut user_keys = Vec::with_capacity(users.len());
+        for (index, m) in users.iter().enumerate() {
+            let key = user_key(m).map_err(|reason| Error::User { index, reason })?;
+            info!(user = %m.userarn, username = %m.username, groups = ?m.groups, "mapping IAM user");
+            user_keys.push((key, m.clone()));
+        }
+        for account in accounts {
+            info!(account = %account, "mapping IAM Account");
+        }
+        Ok(Self {
+            roles: role_keys,
+            users: user_keys,
+            accounts: accounts.to_vec(),
+        })
+    }
+
+    /// Whether this index was built from exactly these entries.
+    fn is_built_from(
+        &self,
+        roles: &[RoleMapping],
+        users: &[UserMapping],
+        accounts: &[String],
+    ) -> bool {
+        self.roles.iter().map(|(_, m)| m).eq(roles.iter())
+            && self.users.iter().map(|(_, m)| m).eq(users.iter())
+            && self.accounts == accounts
+    }
+}
+
+/// The MountedFile backend: the mappings in force, replaced whole when the config file
+/// changes (see [`FileMapper::follow`]). Dropping it stops following the file.
+#[derive(Debug)]
+pub struct FileMapper {
+    index: RwLock<Arc<Index>>,
     sso_enabled: bool,
+    /// The `mapping_invalid_entry` labels set for the file's current version.
+    flagged: Mutex<Vec<EntryLabels>>,
+    follow: Mutex<Option<watch::Task>>,
 }
 
 impl FileMapper {
@@ -72,50 +166,389 @@ impl FileMapper {
         accounts: &[String],
         sso_enabled: bool,
     ) -> Result<Self, Error> {
-        let mut role_keys = Vec::with_capacity(roles.len());
-        for (index, m) in roles.iter().enumerate() {
-            let err = |reason| Error::Role { index, reason };
-            m.validate().map_err(err)?;
-            let key = if m.rolearn.is_empty() {
-                RoleKey::Sso
-            } else {
-                let key = role_arn_key(&m.rolearn).map_err(err)?;
-                // upstream: pkg/mapper/file/mapper.go keys roles by the ARN as written,
-                // so a role with a path never matches; we strip the path. Two roles with
-                // one name under different paths then collide: say so.
-                if let Some((_, first)) = role_keys.iter().find(
-                    |(k, _): &&(RoleKey, RoleMapping)| matches!(k, RoleKey::Arn(k) if *k == key),
-                ) {
-                    warn!(
-                        role = %m.rolearn,
-                        earlier = %first.rolearn,
-                        key = %key,
-                        "two role mappings have the same ARN once the path is removed; the first one is used"
-                    );
-                }
-                RoleKey::Arn(key)
-            };
-            info!(role = %m.key(), username = %m.username, groups = ?m.groups, "mapping IAM role");
-            role_keys.push((key, m.clone()));
-        }
-        let mut user_keys = Vec::with_capacity(users.len());
-        for (index, m) in users.iter().enumerate() {
-            let err = |reason| Error::User { index, reason };
-            m.validate().map_err(err)?;
-            let key = user_arn_key(&m.userarn).map_err(err)?;
-            info!(user = %m.userarn, username = %m.username, groups = ?m.groups, "mapping IAM user");
-            user_keys.push((key, m.clone()));
-        }
-        for account in accounts {
-            info!(account = %account, "mapping IAM Account");
-        }
         Ok(Self {
-            roles: role_keys,
-            users: user_keys,
-            accounts: accounts.to_vec(),
+            index: RwLock::new(Arc::new(Index::build(roles, users, accounts)?)),
             sso_enabled,
+            flagged: Mutex::new(Vec::new()),
+            follow: Mutex::new(None),
         })
     }
+
+    fn current(&self) -> Arc<Index> {
+        match self.index.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn install(&self, index: Index) {
+        let index = Arc::new(index);
+        match self.index.write() {
+            Ok(mut g) => *g = index,
+            Err(poisoned) => *poisoned.into_inner() = index,
+        }
+    }
+
+    /// Follows the config file `source` while the server runs: each new version is
+    /// resolved exactly as at startup (the same flags and environment over the file),
+    /// and its `server.mapRoles`, `server.mapUsers` and `server.mapAccounts` replace the
+    /// ones in force. A version that would not start the server (not YAML, an invalid
+    /// entry, a bad value under any key), an unreadable file and a deleted one change
+    /// nothing: the last good mappings stay, a warning names the file, key and problem,
+    /// and `mapping_reload_failures_total{backend="MountedFile"}` counts it (invalid
+    /// entries also show in `mapping_invalid_entry`). Other settings are read at startup
+    /// only: a version that changes them logs that a restart is needed and the running
+    /// values stay. Needs a tokio runtime.
+    pub fn follow(self: &Arc<Self>, source: ConfigSource, running: ServerConfig) {
+        let reload = Reload { source, running };
+        let watch = FileWatch::new(reload.source.path.clone());
+        let task = watch::follow(self, watch, move |mapper, event| {
+            mapper.reload(&reload, event);
+            std::future::ready(())
+        });
+        let mut slot = self.follow.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(task);
+    }
+
+    /// Applies one change of the config file (see [`FileMapper::follow`]).
+    fn reload(&self, reload: &Reload, event: Event) {
+        let path = &reload.source.path;
+        let config = match event {
+            Event::Changed(bytes) => reload.resolve(&bytes),
+            Event::Deleted => Err(Rejected::from(ReloadError::Deleted { path: path.clone() })),
+            Event::Unreadable(message) => Err(Rejected::from(ReloadError::Unreadable {
+                path: path.clone(),
+                message,
+            })),
+        };
+        let config = match config {
+            Ok(config) => config,
+            Err(rejected) => return self.reject(path, rejected),
+        };
+        let restart = restart_needed(&reload.running, &config);
+        if !restart.is_empty() {
+            warn!(
+                path = %path.display(),
+                keys = %restart.join(", "),
+                "configuration file changed settings that are read at startup only; the running values stay until the server is restarted"
+            );
+        }
+        let (roles, users, accounts) = (
+            &config.role_mappings,
+            &config.user_mappings,
+            &config.account_mappings,
+        );
+        if self.current().is_built_from(roles, users, accounts) {
+            debug!(path = %path.display(), "configuration file changed; MountedFile mappings unchanged");
+        } else {
+            match Index::build(roles, users, accounts) {
+                Ok(index) => {
+                    self.install(index);
+                    info!(
+                        path = %path.display(),
+                        mapRoles = roles.len(),
+                        mapUsers = users.len(),
+                        mapAccounts = accounts.len(),
+                        "reloaded MountedFile mappings from the configuration file"
+                    );
+                }
+                Err(e) => {
+                    let entries = vec![e.entry()];
+                    let error = ReloadError::Entry {
+                        path: path.clone(),
+                        source: e,
+                    };
+                    return self.reject(path, Rejected { error, entries });
+                }
+            }
+        }
+        self.flag(Vec::new());
+    }
+
+    fn reject(&self, path: &Path, rejected: Rejected) {
+        warn!(
+            path = %path.display(),
+            error = %rejected.error,
+            "configuration file rejected; the last good MountedFile mappings stay in force"
+        );
+        self.flag(rejected.entries);
+        metrics::global()
+            .mapping_reload_failures
+            .get_or_create(&backend_label())
+            .inc();
+    }
+
+    /// Replaces the `mapping_invalid_entry` series of the previous version by `entries`,
+    /// and sets `mapping_invalid_entries` to their number.
+    fn flag(&self, entries: Vec<String>) {
+        let m = metrics::global();
+        let mut flagged = self.flagged.lock().unwrap_or_else(PoisonError::into_inner);
+        for old in flagged.drain(..) {
+            m.mapping_invalid_entry.remove(&old);
+        }
+        m.mapping_invalid_entries
+            .get_or_create(&backend_label())
+            .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+        for entry in entries {
+            let labels = EntryLabels {
+                backend: BackendMode::MountedFile.name().to_owned(),
+                entry,
+            };
+            m.mapping_invalid_entry.get_or_create(&labels).set(1);
+            flagged.push(labels);
+        }
+    }
+}
+
+fn backend_label() -> BackendLabel {
+    BackendLabel {
+        backend: BackendMode::MountedFile.name().to_owned(),
+    }
+}
+
+impl Error {
+    /// The entry named, as a `mapping_invalid_entry` label: `server.mapRoles[2]`.
+    fn entry(&self) -> String {
+        match self {
+            Error::Role { index, .. } => format!("server.mapRoles[{index}]"),
+            Error::User { index, .. } => format!("server.mapUsers[{index}]"),
+        }
+    }
+}
+
+/// The config file to follow, and how it was read at startup.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The `--config` file.
+    pub path: PathBuf,
+    /// The command line (and the environment clap read) the file was resolved with.
+    pub flags: ServerFlags,
+}
+
+/// Why a version of the config file was not used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The file could not be parsed or a value has the wrong shape (the error names the
+    /// file and the key).
+    #[error(transparent)]
+    File(crate::config::file::Error),
+    /// The file would not start the server.
+    #[error("configuration file {path:?}: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key or entry.
+        source: crate::config::Error,
+    },
+    /// A mapping entry is unusable.
+    #[error("configuration file {path:?}: {source}")]
+    Entry {
+        /// The file.
+        path: PathBuf,
+        /// The entry and what is wrong with it.
+        source: Error,
+    },
+    /// The file is not UTF-8 text.
+    #[error("can't parse configuration file {path:?}: not UTF-8 text")]
+    NotText {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was deleted.
+    #[error("configuration file {path:?} was deleted")]
+    Deleted {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("can't read configuration file {path:?}: {message}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+}
+
+/// A rejected version: why, and the entries to flag in `mapping_invalid_entry`.
+#[derive(Debug)]
+struct Rejected {
+    error: ReloadError,
+    entries: Vec<String>,
+}
+
+impl From<ReloadError> for Rejected {
+    fn from(error: ReloadError) -> Self {
+        Self {
+            error,
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// What the follow task needs.
+#[derive(Debug)]
+struct Reload {
+    source: ConfigSource,
+    /// The configuration the server started with.
+    running: ServerConfig,
+}
+
+impl Reload {
+    /// Resolves one version of the file as the server did at startup.
+    fn resolve(&self, bytes: &[u8]) -> Result<ServerConfig, Rejected> {
+        let path = &self.source.path;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| ReloadError::NotText { path: path.clone() })?;
+        let file = ConfigFile::parse(path, text).map_err(ReloadError::File)?;
+        match ServerConfig::resolve(self.source.flags.clone(), Some(&file)) {
+            Ok((config, warnings)) => {
+                for w in warnings {
+                    warn!(path = %path.display(), "{w}");
+                }
+                Ok(config)
+            }
+            Err(crate::config::Error::File(e)) => Err(Rejected {
+                entries: invalid_entries(&file),
+                error: ReloadError::File(e),
+            }),
+            Err(source) => Err(Rejected {
+                entries: invalid_entries(&file),
+                error: ReloadError::Config {
+                    path: path.clone(),
+                    source,
+                },
+            }),
+        }
+    }
+}
+
+/// The mapping entries (or whole sections, when they do not decode) of `file` that
+/// MountedFile could not use, as `mapping_invalid_entry` labels.
+fn invalid_entries(file: &ConfigFile) -> Vec<String> {
+    let mut out = Vec::new();
+    match file.get_as::<Vec<RoleMapping>>("server.mapRoles") {
+        Ok(roles) => out.extend(
+            roles
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| role_key(m).is_err())
+                .map(|(i, _)| format!("server.mapRoles[{i}]")),
+        ),
+        Err(_) => out.push("server.mapRoles".to_owned()),
+    }
+    match file.get_as::<Vec<UserMapping>>("server.mapUsers") {
+        Ok(users) => out.extend(
+            users
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| user_key(m).is_err())
+                .map(|(i, _)| format!("server.mapUsers[{i}]")),
+        ),
+        Err(_) => out.push("server.mapUsers".to_owned()),
+    }
+    if file.get_string_list("server.mapAccounts").is_err() {
+        out.push("server.mapAccounts".to_owned());
+    }
+    out
+}
+
+/// The config keys whose value in `new` differs from the running configuration and
+/// that only a restart applies. Every field is named, so a new setting must be sorted
+/// into "reloaded" or "restart" here before this compiles.
+pub fn restart_needed(running: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
+    let ServerConfig {
+        cluster_id,
+        partition,
+        hostname,
+        address,
+        port,
+        state_dir,
+        generate_kubeconfig,
+        kubeconfig_pregenerated,
+        kubeconfig,
+        master,
+        backend_modes,
+        ec2_describe_instances_qps,
+        ec2_describe_instances_burst,
+        ec2_describe_instances_role_arn,
+        source_arn,
+        scrubbed_accounts,
+        // Reloaded.
+        role_mappings: _,
+        user_mappings: _,
+        account_mappings: _,
+        reserved_prefixes,
+        dynamic_file_path,
+        dynamic_file_user_id_strict,
+        dynamic_backend_mode_path,
+        // Command line only: they cannot differ, but are compared all the same.
+        feature_gates,
+        health_address,
+        sts,
+    } = new;
+    let r = running;
+    [
+        (*cluster_id != r.cluster_id, "clusterID"),
+        (*partition != r.partition, "server.partition"),
+        (*hostname != r.hostname, "server.hostname"),
+        (*address != r.address, "server.address"),
+        (*port != r.port, "server.port"),
+        (*state_dir != r.state_dir, "server.stateDir"),
+        (
+            *generate_kubeconfig != r.generate_kubeconfig,
+            "server.generateKubeconfig",
+        ),
+        (
+            *kubeconfig_pregenerated != r.kubeconfig_pregenerated,
+            "server.kubeconfigPregenerated",
+        ),
+        (*kubeconfig != r.kubeconfig, "server.kubeconfig"),
+        (*master != r.master, "server.master"),
+        (*backend_modes != r.backend_modes, "server.backendMode"),
+        (
+            *ec2_describe_instances_qps != r.ec2_describe_instances_qps,
+            "server.ec2DescribeInstancesQps",
+        ),
+        (
+            *ec2_describe_instances_burst != r.ec2_describe_instances_burst,
+            "server.ec2DescribeInstancesBurst",
+        ),
+        (
+            *ec2_describe_instances_role_arn != r.ec2_describe_instances_role_arn,
+            "server.ec2DescribeInstancesRoleARN",
+        ),
+        (*source_arn != r.source_arn, "server.sourceARN"),
+        (
+            *scrubbed_accounts != r.scrubbed_accounts,
+            "server.scrubbedAccounts",
+        ),
+        (
+            *reserved_prefixes != r.reserved_prefixes,
+            "server.reservedPrefixConfig",
+        ),
+        (
+            *dynamic_file_path != r.dynamic_file_path,
+            "server.dynamicfilepath",
+        ),
+        (
+            *dynamic_file_user_id_strict != r.dynamic_file_user_id_strict,
+            "server.dynamicfileUserIDStrict",
+        ),
+        (
+            *dynamic_backend_mode_path != r.dynamic_backend_mode_path,
+            "server.dynamicBackendModePath",
+        ),
+        (*feature_gates != r.feature_gates, "feature-gates"),
+        (*health_address != r.health_address, "health-address"),
+        (*sts != r.sts, "sts-resolve, sts-ca-file"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, key)| changed.then_some(key))
+    .collect()
 }
 
 impl Mapper for FileMapper {
@@ -127,8 +560,9 @@ impl Mapper for FileMapper {
     // SSO patterns match; for duplicate keys the last entry wins); we try entries in the
     // order written and the first match wins, so the result is deterministic.
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
+        let index = self.current();
         let arn = identity.canonical_arn.to_lowercase();
-        let role = self.roles.iter().find(|(key, m)| match key {
+        let role = index.roles.iter().find(|(key, m)| match key {
             RoleKey::Arn(k) => *k == arn,
             RoleKey::Sso => m
                 .sso
@@ -142,7 +576,7 @@ impl Mapper for FileMapper {
                 groups: m.groups.clone(),
             });
         }
-        if let Some((_, m)) = self.users.iter().find(|(k, _)| *k == arn) {
+        if let Some((_, m)) = index.users.iter().find(|(k, _)| *k == arn) {
             return Ok(IdentityMapping {
                 key: arn,
                 username: m.username.clone(),
@@ -153,6 +587,204 @@ impl Mapper for FileMapper {
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {
-        self.accounts.iter().any(|a| a == account)
+        self.current().accounts.iter().any(|a| a == account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: &str = "arn:aws:iam::123456789012:role/Alice";
+    const PATH: &str = "/etc/aws-iam-authenticator/config.yaml";
+
+    fn identity(arn: &str) -> Identity {
+        Identity {
+            arn: arn.into(),
+            canonical_arn: arn.into(),
+            account_id: "123456789012".into(),
+            user_id: "AROAEXAMPLE".into(),
+            session_name: "s".into(),
+            ..Default::default()
+        }
+    }
+
+    fn config_text(body: &str) -> String {
+        format!("clusterID: my-cluster\nserver:\n  port: 21362\n{body}")
+    }
+
+    fn alice_as(username: &str) -> String {
+        config_text(&format!(
+            "  mapRoles:\n  - rolearn: {ALICE}\n    username: {username}\n"
+        ))
+    }
+
+    /// The mapper and its reload context, started from `text` with `flags`.
+    fn started(text: &str, flags: ServerFlags) -> (FileMapper, Reload) {
+        let path = PathBuf::from(PATH);
+        let file = ConfigFile::parse(&path, text).unwrap();
+        let (running, _) = ServerConfig::resolve(flags.clone(), Some(&file)).unwrap();
+        let mapper = FileMapper::new(&running).unwrap();
+        let reload = Reload {
+            source: ConfigSource { path, flags },
+            running,
+        };
+        (mapper, reload)
+    }
+
+    fn username(mapper: &FileMapper) -> Option<String> {
+        mapper.map(&identity(ALICE)).ok().map(|m| m.username)
+    }
+
+    fn failures() -> u64 {
+        metrics::global()
+            .mapping_reload_failures
+            .get_or_create(&backend_label())
+            .get()
+    }
+
+    fn flagged(entry: &str) -> Option<i64> {
+        let labels = EntryLabels {
+            backend: BackendMode::MountedFile.name().to_owned(),
+            entry: entry.to_owned(),
+        };
+        let text = metrics::global().encode();
+        let series = format!(
+            "aws_iam_authenticator_mapping_invalid_entry{{backend=\"{}\",entry=\"{}\"}} ",
+            labels.backend, labels.entry
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map(|v| v.trim().parse().unwrap())
+    }
+
+    // One test, so the global failure counter's deltas are this test's alone.
+    #[test]
+    fn reload_applies_good_versions_and_keeps_the_last_good_mappings() {
+        let (mapper, reload) = started(&alice_as("first"), ServerFlags::default());
+        assert_eq!(username(&mapper).as_deref(), Some("first"));
+        let changed = |text: &str| Event::Changed(text.as_bytes().to_vec());
+
+        // A new version's mappings replace the old ones.
+        let before = failures();
+        mapper.reload(&reload, changed(&alice_as("second")));
+        assert_eq!(username(&mapper).as_deref(), Some("second"));
+        assert_eq!(failures(), before);
+
+        // Broken versions change nothing and are counted, each once.
+        let broken: [(&str, Event, Option<&str>); 6] = [
+            ("not YAML", changed("server: [unclosed\n"), None),
+            (
+                "invalid entry",
+                changed(&config_text(&format!(
+                    "  mapRoles:\n  - rolearn: {ALICE}\n    username: x\n  - username: no-key\n"
+                ))),
+                Some("server.mapRoles[1]"),
+            ),
+            (
+                "section of the wrong shape",
+                changed(&config_text("  mapUsers: {a: b}\n")),
+                Some("server.mapUsers"),
+            ),
+            (
+                "a bad value elsewhere",
+                changed(&config_text("  partition: nowhere\n")),
+                None,
+            ),
+            ("deleted", Event::Deleted, None),
+            (
+                "unreadable",
+                Event::Unreadable("Permission denied".into()),
+                None,
+            ),
+        ];
+        for (i, (what, event, entry)) in broken.into_iter().enumerate() {
+            mapper.reload(&reload, event);
+            assert_eq!(username(&mapper).as_deref(), Some("second"), "{what}");
+            assert_eq!(failures(), before + i as u64 + 1, "{what}");
+            if let Some(entry) = entry {
+                assert_eq!(flagged(entry), Some(1), "{what}");
+            }
+        }
+        assert_eq!(
+            flagged("server.mapRoles[1]"),
+            None,
+            "a later version unflags"
+        );
+
+        // A good version again: applied, nothing flagged.
+        mapper.reload(
+            &reload,
+            changed(&config_text(&format!(
+                "  mapRoles:\n  - rolearn: {ALICE}\n    username: x\n  - username: no-key\n"
+            ))),
+        );
+        assert_eq!(flagged("server.mapRoles[1]"), Some(1));
+        mapper.reload(&reload, changed(&alice_as("third")));
+        assert_eq!(username(&mapper).as_deref(), Some("third"));
+        assert_eq!(flagged("server.mapRoles[1]"), None);
+
+        // Accounts and users reload too; a restart-only change does not stop them.
+        mapper.reload(
+            &reload,
+            changed(
+                "clusterID: other\nserver:\n  port: 9999\n  mapAccounts: ['123456789012']\n  mapUsers:\n  - userarn: arn:aws:iam::123456789012:user/Bob\n    username: bob\n",
+            ),
+        );
+        assert_eq!(username(&mapper), None);
+        assert!(mapper.is_account_allowed("123456789012"));
+        let bob = mapper
+            .map(&identity("arn:aws:iam::123456789012:user/Bob"))
+            .unwrap();
+        assert_eq!(bob.username, "bob");
+    }
+
+    #[test]
+    fn restart_needed_names_the_changed_startup_settings() {
+        let (_, reload) = started(&alice_as("a"), ServerFlags::default());
+        let resolve = |flags: ServerFlags, text: &str| {
+            let file = ConfigFile::parse(Path::new(PATH), text).unwrap();
+            ServerConfig::resolve(flags, Some(&file)).unwrap().0
+        };
+        let same = resolve(ServerFlags::default(), &alice_as("b"));
+        assert!(restart_needed(&reload.running, &same).is_empty());
+        let moved = resolve(
+            ServerFlags::default(),
+            "clusterID: other\nserver:\n  port: 9999\n  scrubbedAccounts: ['111122223333']\n",
+        );
+        assert_eq!(
+            restart_needed(&reload.running, &moved),
+            ["clusterID", "server.port", "server.scrubbedAccounts"]
+        );
+
+        // A setting the command line fixes does not change with the file.
+        let flags = ServerFlags {
+            port: Some(21362),
+            ..ServerFlags::default()
+        };
+        let (_, reload) = started(&alice_as("a"), flags.clone());
+        let file_port = resolve(flags, &config_text("").replace("21362", "9999"));
+        assert!(restart_needed(&reload.running, &file_port).is_empty());
+    }
+
+    #[test]
+    fn entries_keep_their_order_and_the_first_match_wins() {
+        let roles = vec![
+            RoleMapping {
+                rolearn: "arn:aws:iam::123456789012:role/team/Alice".into(),
+                username: "first".into(),
+                ..Default::default()
+            },
+            RoleMapping {
+                rolearn: ALICE.into(),
+                username: "second".into(),
+                ..Default::default()
+            },
+        ];
+        let m = FileMapper::from_mappings(&roles, &[], &[], false).unwrap();
+        assert_eq!(username(&m).as_deref(), Some("first"));
+        let bad = [RoleMapping::default()];
+        let e = FileMapper::from_mappings(&bad, &[], &[], false).unwrap_err();
+        assert_eq!(e.entry(), "server.mapRoles[0]");
     }
 }

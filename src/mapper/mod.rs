@@ -11,6 +11,7 @@ pub mod crd;
 pub mod dynamic_file;
 pub mod file;
 pub mod template;
+pub mod watch;
 
 use crate::config::types::BackendMode;
 use crate::identity::Identity;
