@@ -199,6 +199,10 @@ impl FileMapper {
     /// entries also show in `mapping_invalid_entry`). Other settings are read at startup
     /// only: a version that changes them logs that a restart is needed and the running
     /// values stay. Needs a tokio runtime.
+    // upstream: pkg/mapper/file/mapper.go reads the mappings once at startup; we follow
+    // the file because on Talos a `talosctl patch` rewrites it under a running server.
+    // A deleted file keeps the mappings (unlike DynamicFile): it is the server's own
+    // configuration, which a restart would need anyway.
     pub fn follow(self: &Arc<Self>, source: ConfigSource, running: ServerConfig) {
         let reload = Reload { source, running };
         let watch = FileWatch::new(reload.source.path.clone());

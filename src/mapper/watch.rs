@@ -11,6 +11,10 @@
 //! - a hostPath *directory* mount shows the host's renames; a mount of the single file
 //!   keeps showing the old inode, so that kind of mount never sees an atomic replace.
 //!
+//! upstream: pkg/fileutil/util.go watches with fsnotify and re-adds the watch after a
+//! rename; we poll because it needs no platform API, sees a replace through any mount
+//! of the directory, and costs one `stat` per file per tick.
+//!
 //! Torn reads are avoided in two ways: a changed file is read only once it has looked
 //! the same at two checks in a row (a writer still at work moves its times), and a file
 //! that changes while it is being read is read again at a later check.
