@@ -6,15 +6,24 @@
 //! missing or damaged one is replaced and the kubeconfig rewritten to match, files are
 //! rewritten only when their content would change, and modes and the key's owner are
 //! corrected in place. Every write is atomic.
+//!
+//! `init` runs as root, and the state dir may be writable by the server's user, so
+//! nothing planted there is followed: the state dir must be a real directory (Talos
+//! bind-mounts it, so the mount point is one), `cert.pem`, `key.pem`, `kubeconfig.yaml`
+//! and `config.yaml` must be regular files or missing (a link is refused, naming it),
+//! modes and owners are set on the descriptors of the files read, temporary files get
+//! random names and are created exclusively, and a file with other hard links is never
+//! changed (see [`crate::fsutil`]). Runs on one state dir take turns (a lock on it), and
+//! each removes the temporary files an interrupted one left.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil;
+use crate::fsutil::{self, Dir};
 use crate::kubeconfig;
 use crate::tls::{self, KeyPair};
+
+pub use crate::fsutil::Owner;
 
 /// File name of the upstream-compatible webhook kubeconfig written to the working
 /// directory when no output path is configured.
@@ -49,48 +58,9 @@ pub enum Error {
         #[source]
         source: fsutil::Error,
     },
-    /// A directory could not be created, or a mode or owner could not be set.
-    #[error("could not {action} {path}: {source}")]
-    Fs {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// An owner for `key.pem`: user id and, optionally, group id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    /// The user id.
-    pub uid: u32,
-    /// The group id (unchanged when `None`).
-    pub gid: Option<u32>,
-}
-
-impl std::str::FromStr for Owner {
-    type Err = String;
-
-    /// Parses `UID` or `UID:GID` (numeric ids: the server's image has no user database).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let num = |v: &str| {
-            v.parse::<u32>()
-                .map_err(|_| format!("invalid owner {s:?}: expected UID or UID:GID (numbers)"))
-        };
-        match s.split_once(':') {
-            Some((u, g)) => Ok(Self {
-                uid: num(u)?,
-                gid: Some(num(g)?),
-            }),
-            None => Ok(Self {
-                uid: num(s)?,
-                gid: None,
-            }),
-        }
-    }
+    /// A directory could not be created, opened, locked or cleaned, or its mode set.
+    #[error("{0}")]
+    Dir(#[source] fsutil::Error),
 }
 
 /// What `init` writes, fully resolved.
@@ -127,46 +97,64 @@ pub struct Outcome {
 
 /// Runs `init` with `opts`. Returns the key pair in use and what changed.
 pub fn run(opts: &Options) -> Result<(KeyPair, Outcome), Error> {
-    ensure_dir(&opts.state_dir)?;
-    if let Some(mode) = opts.state_dir_mode {
-        ensure_mode(&opts.state_dir, mode)?;
-    }
-    let (pair, key_pair_created) =
-        tls::load_or_create(&opts.state_dir, &opts.hostname, &opts.address, true)
-            .map_err(Error::Certificate)?;
-    let key_path = opts.state_dir.join(tls::KEY_FILE);
-    let cert_path = opts.state_dir.join(tls::CERT_FILE);
-    ensure_mode(&key_path, tls::KEY_MODE)?;
-    ensure_mode(&cert_path, tls::CERT_MODE)?;
-    if let Some(owner) = opts.key_owner {
-        ensure_owner(&key_path, owner)?;
-    }
-
-    let kubeconfig_err = |source| Error::Kubeconfig {
-        path: opts.kubeconfig_path.clone(),
-        source,
+    // upstream: pkg/config/certs/certs.go and pkg/config/kubeconfig/kubeconfig.go open
+    // their paths with Go's os calls, following whatever link is there; we refuse
+    // links and write through exclusive temporary files, because `init` runs as root in
+    // a directory the server's user may be able to write.
+    let dir = Dir::create(&opts.state_dir, DIR_MODE).map_err(Error::Dir)?;
+    let _lock = dir.lock().map_err(Error::Dir)?;
+    let kubeconfig_dir = output_dir(&dir, &opts.kubeconfig_path)?;
+    let config_dir = match &opts.config {
+        Some((path, _)) => Some(output_dir(&dir, path)?),
+        None => None,
     };
-    if let Some(parent) = opts.kubeconfig_path.parent() {
-        ensure_dir(parent)?;
+    // What a run killed half-way left (the state dir's own files, and ours elsewhere).
+    let state_names = [OsStr::new(tls::KEY_FILE), OsStr::new(tls::CERT_FILE)];
+    let mut in_state_dir: Vec<&OsStr> = state_names.to_vec();
+    for (out, name) in [Some(&kubeconfig_dir), config_dir.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|(d, n)| (d, n.as_os_str()))
+    {
+        match out {
+            Output::StateDir => in_state_dir.push(name),
+            Output::Other(other) => {
+                other.remove_stale_temps(&[name]).map_err(Error::Dir)?;
+            }
+        }
     }
+    dir.remove_stale_temps(&in_state_dir).map_err(Error::Dir)?;
+
+    if let Some(mode) = opts.state_dir_mode {
+        dir.ensure_mode(mode).map_err(Error::Dir)?;
+    }
+    let fix = tls::FixFiles {
+        key_owner: opts.key_owner,
+    };
+    let (pair, key_pair_created) =
+        tls::load_or_create_in(&dir, &opts.hostname, &opts.address, true, Some(fix))
+            .map_err(Error::Certificate)?;
+
     let url = kubeconfig::server_url(&opts.hostname, opts.port);
-    let kubeconfig_written =
-        kubeconfig::write_webhook(&opts.kubeconfig_path, &pair, &url).map_err(kubeconfig_err)?;
+    let (out, name) = &kubeconfig_dir;
+    let kubeconfig_written = kubeconfig::write_webhook_in(out.dir(&dir), name, &pair, &url)
+        .map_err(|source| Error::Kubeconfig {
+            path: opts.kubeconfig_path.clone(),
+            source,
+        })?;
 
     let mut config_written = false;
-    if let Some((path, content)) = &opts.config {
-        if let Some(parent) = path.parent() {
-            ensure_dir(parent)?;
-        }
-        if fs::read(path).ok().as_deref() != Some(content.as_slice()) {
-            tracing::info!(configPath = %path.display(), "writing config file");
-            fsutil::write_atomic(path, content, CONFIG_MODE).map_err(|source| Error::Config {
-                path: path.clone(),
-                source,
-            })?;
-            config_written = true;
-        } else {
-            ensure_mode(path, CONFIG_MODE)?;
+    if let (Some((path, content)), Some((out, name))) = (&opts.config, &config_dir) {
+        let out = out.dir(&dir);
+        let config_err = |source| Error::Config {
+            path: path.clone(),
+            source,
+        };
+        config_written = out
+            .ensure_content(name, content, CONFIG_MODE)
+            .map_err(config_err)?;
+        if config_written {
+            tracing::info!(configPath = %path.display(), "wrote config file");
         }
     }
     Ok((
@@ -177,6 +165,46 @@ pub fn run(opts: &Options) -> Result<(KeyPair, Outcome), Error> {
             config_written,
         },
     ))
+}
+
+/// Where an output file goes: the state dir (already open and locked), or another
+/// directory, opened (and created when missing) for it.
+#[derive(Debug)]
+enum Output {
+    StateDir,
+    Other(Dir),
+}
+
+impl Output {
+    fn dir<'a>(&'a self, state: &'a Dir) -> &'a Dir {
+        match self {
+            Output::StateDir => state,
+            Output::Other(d) => d,
+        }
+    }
+}
+
+/// The directory of the output `path` and its name there. A file directly in the state
+/// dir is written through the state dir's descriptor.
+fn output_dir(state: &Dir, path: &Path) -> Result<(Output, std::ffi::OsString), Error> {
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (p, n.to_owned()),
+        _ => return Err(Error::Dir(fsutil::Error::InvalidPath(path.to_owned()))),
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    if parent == state.path() {
+        return Ok((Output::StateDir, name));
+    }
+    // Resolved as usual: only the state dir is held to be a real directory.
+    if !parent.is_dir() {
+        Dir::create(parent, DIR_MODE).map_err(Error::Dir)?;
+    }
+    let (dir, name) = Dir::open_parent(path).map_err(Error::Dir)?;
+    Ok((Output::Other(dir), name))
 }
 
 /// The minimal server config: just the cluster id (so `server --config=…` always has a
@@ -202,76 +230,9 @@ pub fn minimal_server_config(cluster_id: &str, address: &str) -> String {
     text
 }
 
-fn ensure_dir(dir: &Path) -> Result<(), Error> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(|source| Error::Fs {
-            action: "create directory",
-            path: dir.to_owned(),
-            source,
-        })
-}
-
-fn ensure_mode(path: &Path, mode: u32) -> Result<(), Error> {
-    let err = |source| Error::Fs {
-        action: "set the mode of",
-        path: path.to_owned(),
-        source,
-    };
-    let meta = fs::metadata(path).map_err(err)?;
-    if meta.permissions().mode() & 0o7777 != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err)?;
-    }
-    Ok(())
-}
-
-fn ensure_owner(path: &Path, owner: Owner) -> Result<(), Error> {
-    let err = |source| Error::Fs {
-        action: "set the owner of",
-        path: path.to_owned(),
-        source,
-    };
-    let meta = fs::metadata(path).map_err(err)?;
-    if meta.uid() == owner.uid && owner.gid.is_none_or(|g| g == meta.gid()) {
-        return Ok(());
-    }
-    nix::unistd::chown(
-        path,
-        Some(nix::unistd::Uid::from_raw(owner.uid)),
-        owner.gid.map(nix::unistd::Gid::from_raw),
-    )
-    .map_err(|e| err(io::Error::from(e)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owners_parse() {
-        assert_eq!(
-            "65532".parse::<Owner>().unwrap(),
-            Owner {
-                uid: 65532,
-                gid: None
-            }
-        );
-        assert_eq!(
-            "1:2".parse::<Owner>().unwrap(),
-            Owner {
-                uid: 1,
-                gid: Some(2)
-            }
-        );
-        for bad in ["", "x", "1:", ":1", "1:2:3", "-1"] {
-            assert!(bad.parse::<Owner>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn minimal_config_is_yaml_with_the_cluster_id() {

@@ -5,6 +5,7 @@
 //! file keeps working; the certificate authority is the webhook's own (self-signed)
 //! certificate.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::net::IpAddr;
@@ -42,9 +43,9 @@ pub enum Error {
     /// The key pair's certificate could not be encoded.
     #[error(transparent)]
     Certificate(#[from] tls::Error),
-    /// Writing the file failed.
+    /// Opening, reading or writing the file failed, or it is not a regular file.
     #[error(transparent)]
-    Write(#[from] fsutil::Error),
+    File(#[from] fsutil::Error),
 }
 
 /// The webhook URL: `https://<hostname>:<port>/authenticate`, an IPv6 literal bracketed.
@@ -88,41 +89,33 @@ pub fn render_for(pair: &KeyPair, server_url: &str) -> Result<String, Error> {
 
 /// Writes the webhook kubeconfig for `pair` to `path` (0644, atomically), unless the file
 /// already holds exactly that text. Returns whether the file was written.
+///
+/// The directory part of `path` is resolved as usual; the file itself must be a regular
+/// file or missing: a link there is refused, not followed (see [`write_webhook_in`]).
 pub fn write_webhook(path: &Path, pair: &KeyPair, server_url: &str) -> Result<bool, Error> {
-    let text = render_for(pair, server_url)?;
-    match fs::read(path) {
-        Ok(old) if old == text.as_bytes() => {
-            fix_mode(path)?;
-            return Ok(false);
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(Error::Read {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    }
-    tracing::info!(kubeconfigPath = %path.display(), "writing webhook kubeconfig file");
-    fsutil::write_atomic(path, text.as_bytes(), MODE)?;
-    Ok(true)
+    let (dir, name) = fsutil::Dir::open_parent(path)?;
+    write_webhook_in(&dir, &name, pair, server_url)
 }
 
-/// Brings an unchanged file's mode back to 0644 if someone changed it.
-fn fix_mode(path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let io_err = |source| {
-        Error::Write(fsutil::Error::Io {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let meta = fs::metadata(path).map_err(io_err)?;
-    if meta.permissions().mode() & 0o7777 != MODE {
-        fs::set_permissions(path, fs::Permissions::from_mode(MODE)).map_err(io_err)?;
+/// [`write_webhook`] for the file `name` in the open `dir`. An existing file is opened
+/// without following a link and must be a regular file; an unchanged one gets its mode
+/// back (on its descriptor) if someone changed it.
+pub fn write_webhook_in(
+    dir: &fsutil::Dir,
+    name: &OsStr,
+    pair: &KeyPair,
+    server_url: &str,
+) -> Result<bool, Error> {
+    let text = render_for(pair, server_url)?;
+    if let Some((file, old)) = dir.read(name)?
+        && old == text.as_bytes()
+    {
+        dir.fix(name, &file, MODE, None)?;
+        return Ok(false);
     }
-    Ok(())
+    tracing::info!(kubeconfigPath = %dir.join(name).display(), "writing webhook kubeconfig file");
+    dir.write_atomic(name, text.as_bytes(), MODE, None)?;
+    Ok(true)
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -28,7 +28,7 @@
 //! | [`talos`]     | the Talos extension entrypoint: environment → `init` arguments → exec   |
 //! | [`k8s`]       | the Kubernetes client shared by the ConfigMap and CRD backends and `add`|
 //! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
-//! | [`fsutil`]    | atomic file writes (temp file, fsync, rename)                           |
+//! | [`fsutil`]    | safe file writes: atomic, exclusive temp files, no links followed       |
 //! | [`error`]     | an error and its causes on one line                                     |
 //! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |
 //! | [`logging`]   | `tracing` to stderr, text or JSON                                       |

@@ -70,9 +70,10 @@ pub enum Error {
     /// The system's random source failed.
     #[error("could not get random bytes for the serial number")]
     Random,
-    /// Writing a file failed.
+    /// Opening, reading or writing a file in the state dir failed, or it is not what it
+    /// should be (a link, not a regular file).
     #[error(transparent)]
-    Write(#[from] fsutil::Error),
+    File(#[from] fsutil::Error),
     /// The PEM text is not a certificate and private key.
     #[error("invalid key pair: {0}")]
     Pem(String),
@@ -176,6 +177,11 @@ fn read_optional(path: &Path) -> Result<Option<String>, Error> {
 ///
 /// `Ok(None)` when either file is missing (as upstream: then both are regenerated);
 /// `Err(Error::Invalid)` when both exist but are not a valid, matching pair.
+///
+/// This only reads, so it follows links as any reader does: the server with
+/// `--kubeconfig-pregenerated` may read a pair it never writes from a Kubernetes Secret
+/// volume, whose files are links. Whatever may write the state dir uses
+/// [`load_or_create`], which follows none.
 pub fn load(state_dir: &Path) -> Result<Option<KeyPair>, Error> {
     let cert_path = state_dir.join(CERT_FILE);
     let key_path = state_dir.join(KEY_FILE);
@@ -277,17 +283,33 @@ fn random_serial() -> Result<SerialNumber, Error> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// Writes `pair` into `state_dir` atomically: the key first (0600), then the cert (0644).
-pub fn save(state_dir: &Path, pair: &KeyPair) -> Result<(), Error> {
-    let cert_path = state_dir.join(CERT_FILE);
-    let key_path = state_dir.join(KEY_FILE);
+/// What to correct on the files of a pair that is kept, and give the files of a new one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FixFiles {
+    /// The owner `key.pem` must have (left as it is when `None`).
+    pub key_owner: Option<fsutil::Owner>,
+}
+
+/// Writes `pair` into `dir`, each file atomically.
+///
+/// `cert.pem` is the commit point: an old one goes first, the new key follows, the new
+/// certificate last. So whenever `cert.pem` exists, `key.pem` holds its key, whatever
+/// the moment a crash stops this; an interrupted run leaves at worst a key without a
+/// certificate, which the next run replaces.
+pub fn save_in(
+    dir: &fsutil::Dir,
+    pair: &KeyPair,
+    key_owner: Option<fsutil::Owner>,
+) -> Result<(), Error> {
     tracing::info!(
-        certPath = %cert_path.display(),
-        keyPath = %key_path.display(),
+        certPath = %dir.join(CERT_FILE).display(),
+        keyPath = %dir.join(KEY_FILE).display(),
         "saving new key and certificate"
     );
-    fsutil::write_atomic(&key_path, pair.key_pem.as_bytes(), KEY_MODE)?;
-    fsutil::write_atomic(&cert_path, pair.cert_pem.as_bytes(), CERT_MODE)?;
+    dir.remove(CERT_FILE)?;
+    dir.sync()?;
+    dir.write_atomic(KEY_FILE, pair.key_pem.as_bytes(), KEY_MODE, key_owner)?;
+    dir.write_atomic(CERT_FILE, pair.cert_pem.as_bytes(), CERT_MODE, None)?;
     Ok(())
 }
 
@@ -296,29 +318,79 @@ pub fn save(state_dir: &Path, pair: &KeyPair) -> Result<(), Error> {
 /// A valid pair is kept untouched (`false`: not created). A missing or invalid one is
 /// replaced by a new pair when `create` is true (`true`: created); otherwise that is an
 /// error. Returns the pair in use.
+///
+/// Unlike [`load`], this may write into `state_dir`, so it holds the directory's lock
+/// and follows no link: `state_dir` itself, `cert.pem` and `key.pem` must be what they
+/// claim to be (see [`load_or_create_in`]).
 pub fn load_or_create(
     state_dir: &Path,
     hostname: &str,
     address: &str,
     create: bool,
 ) -> Result<(KeyPair, bool), Error> {
-    match load(state_dir) {
-        Ok(Some(pair)) => return Ok((pair, false)),
-        Ok(None) if !create => {
+    let dir = fsutil::Dir::open(state_dir)?;
+    let _lock = dir.lock()?;
+    load_or_create_in(&dir, hostname, address, create, None)
+}
+
+/// [`load_or_create`] in an open `dir`, whose lock the caller holds.
+///
+/// `cert.pem` and `key.pem` are opened without following links and must be regular
+/// files: a link or anything else there is an error naming the file, never followed,
+/// replaced or changed. With `fix`, a kept pair's modes (and the key's owner) are
+/// corrected on the descriptors that were read, and a new key is created with that owner.
+pub fn load_or_create_in(
+    dir: &fsutil::Dir,
+    hostname: &str,
+    address: &str,
+    create: bool,
+    fix: Option<FixFiles>,
+) -> Result<(KeyPair, bool), Error> {
+    let key = dir.read(KEY_FILE)?;
+    let cert = dir.read(CERT_FILE)?;
+    match (key, cert) {
+        (Some((key_file, key_pem)), Some((cert_file, cert_pem))) => {
+            let pair = KeyPair {
+                cert_pem: String::from_utf8_lossy(&cert_pem).into_owned(),
+                key_pem: String::from_utf8_lossy(&key_pem).into_owned(),
+            };
+            match pair.certified_key() {
+                Ok(_) => {
+                    tracing::info!(
+                        certPath = %dir.join(CERT_FILE).display(),
+                        keyPath = %dir.join(KEY_FILE).display(),
+                        "loaded existing keypair"
+                    );
+                    if let Some(fix) = fix {
+                        dir.fix(KEY_FILE, &key_file, KEY_MODE, fix.key_owner)?;
+                        dir.fix(CERT_FILE, &cert_file, CERT_MODE, None)?;
+                    }
+                    return Ok((pair, false));
+                }
+                Err(e) => {
+                    let e = Error::Invalid {
+                        dir: dir.path().to_owned(),
+                        reason: e.to_string(),
+                    };
+                    if !create {
+                        return Err(e);
+                    }
+                    // upstream: certs.go fails on a corrupt pair; we replace it, because a
+                    // half-written or damaged key would otherwise stop the node's webhook
+                    // for good.
+                    tracing::warn!(error = %e, "replacing invalid key pair");
+                }
+            }
+        }
+        _ if !create => {
             return Err(Error::Missing {
-                dir: state_dir.to_owned(),
+                dir: dir.path().to_owned(),
             });
         }
-        Ok(None) => {}
-        Err(e @ Error::Invalid { .. }) if create => {
-            // upstream: certs.go fails on a corrupt pair; we replace it, because a
-            // half-written or damaged key would otherwise stop the node's webhook for good.
-            tracing::warn!(error = %e, "replacing invalid key pair");
-        }
-        Err(e) => return Err(e),
+        _ => {}
     }
     let pair = generate(hostname, address)?;
-    save(state_dir, &pair)?;
+    save_in(dir, &pair, fix.and_then(|f| f.key_owner))?;
     Ok((pair, true))
 }
 
@@ -532,6 +604,52 @@ mod tests {
         // Garbage is invalid too.
         fs::write(dir.path().join(CERT_FILE), "not a certificate").unwrap();
         assert!(matches!(load(dir.path()), Err(Error::Invalid { .. })));
+    }
+
+    #[test]
+    fn creating_follows_no_link_but_reading_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let (pair, _) = load_or_create(&real, "localhost", "127.0.0.1", true).unwrap();
+        // A state dir whose files are links (a Secret volume's are): read-only loading
+        // follows them, the creating path refuses them, naming the file.
+        let links = dir.path().join("links");
+        fs::create_dir(&links).unwrap();
+        for f in [CERT_FILE, KEY_FILE] {
+            std::os::unix::fs::symlink(real.join(f), links.join(f)).unwrap();
+        }
+        assert_eq!(load(&links).unwrap().unwrap(), pair);
+        let err = load_or_create(&links, "localhost", "127.0.0.1", true).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}/key.pem is a symbolic link", links.display())),
+            "{err}"
+        );
+        // So is a state dir that is a link.
+        let dir_link = dir.path().join("dir-link");
+        std::os::unix::fs::symlink(&real, &dir_link).unwrap();
+        assert_eq!(load(&dir_link).unwrap().unwrap(), pair);
+        let err = load_or_create(&dir_link, "localhost", "127.0.0.1", true).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{} is a symbolic link", dir_link.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cert_pem_is_written_last_and_an_orphan_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = fsutil::Dir::open(dir.path()).unwrap();
+        // A certificate without its key (a pair interrupted by an older version, or
+        // damaged): replaced, never left beside a key it doesn't match.
+        let stranger = generate("localhost", "127.0.0.1").unwrap();
+        fs::write(dir.path().join(CERT_FILE), &stranger.cert_pem).unwrap();
+        let (pair, created) = load_or_create_in(&d, "localhost", "127.0.0.1", true, None).unwrap();
+        assert!(created);
+        assert_ne!(pair.cert_pem, stranger.cert_pem);
+        assert_eq!(load(dir.path()).unwrap().unwrap(), pair);
     }
 
     #[test]

@@ -430,3 +430,287 @@ async fn generated_pair_serves_tls() {
     let (_, ca) = kubeconfig::read_webhook(&dir.path().join("kubeconfig.yaml")).unwrap();
     assert_eq!(handshake(&pair, &ca).await.unwrap(), b"pong");
 }
+
+// The state dir's attack cases: whoever can write the state dir (the server's user, say)
+// plants links, hard links or FIFOs there before `init` runs as root. None of them may
+// make `init` write, chmod or chown anything but the state dir's own files.
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs `init` into `state` with the server's owner for the key, expecting a failure;
+/// returns its stderr. A run that hangs (on a FIFO, say) is killed after a minute.
+fn init_refused(state: &Path, extra: &[&str]) -> String {
+    let mut child = bin()
+        .args(["init", "-i", "my-cluster", "--key-owner=65532"])
+        .arg(format!("--state-dir={}", state.display()))
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("init did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "init succeeded: {stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("could not initialize: "), "{stderr}");
+    stderr
+}
+
+/// Another service's key pair, outside the state dir: `other.crt` (0644) and
+/// `other.key` (0640), root's.
+fn other_service(dir: &Path) -> KeyPair {
+    let pair = tls::generate("other.example", "10.9.9.9").unwrap();
+    fs::write(dir.join("other.crt"), &pair.cert_pem).unwrap();
+    fs::write(dir.join("other.key"), &pair.key_pem).unwrap();
+    fs::set_permissions(dir.join("other.crt"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(dir.join("other.key"), fs::Permissions::from_mode(0o640)).unwrap();
+    pair
+}
+
+/// (uid, gid, mode, content) of a file: what an attack must not change.
+fn untouched(p: &Path) -> (u32, u32, u32, Vec<u8>) {
+    let m = fs::symlink_metadata(p).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777, fs::read(p).unwrap())
+}
+
+#[test]
+fn a_key_link_to_another_services_key_is_refused_and_that_key_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&other).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    let pair = other_service(&other);
+    // The pair is valid, so an `init` that follows the link keeps it and "fixes" the
+    // key's owner and mode: hands the other service's key to the server's user.
+    fs::write(state.join("cert.pem"), &pair.cert_pem).unwrap();
+    std::os::unix::fs::symlink(other.join("other.key"), state.join("key.pem")).unwrap();
+    let before = untouched(&other.join("other.key"));
+
+    let stderr = init_refused(&state, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "{}/key.pem is a symbolic link; refusing to follow it",
+            state.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(untouched(&other.join("other.key")), before);
+    assert!(
+        fs::symlink_metadata(state.join("key.pem"))
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn a_cert_link_to_a_file_holding_a_private_key_is_refused_and_stays_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&other).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    let pair = other_service(&other);
+    // A combined PEM file (certificate and key, 0600), as some servers keep them.
+    let combined = other.join("combined.pem");
+    fs::write(&combined, format!("{}{}", pair.cert_pem, pair.key_pem)).unwrap();
+    fs::set_permissions(&combined, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&combined, state.join("cert.pem")).unwrap();
+    fs::write(state.join("key.pem"), &pair.key_pem).unwrap();
+    let before = untouched(&combined);
+
+    let stderr = init_refused(&state, &[]);
+    assert!(
+        stderr.contains(&format!("{}/cert.pem is a symbolic link", state.display())),
+        "{stderr}"
+    );
+    assert_eq!(untouched(&combined), before);
+}
+
+#[test]
+fn a_key_link_to_a_file_the_attacker_owns_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let attacker = dir.path().join("attacker");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&attacker).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    // The attacker's own pair, its key in a file the attacker owns and can rewrite.
+    let pair = tls::generate("localhost", "127.0.0.1").unwrap();
+    let theirs = attacker.join("key");
+    fs::write(&theirs, &pair.key_pem).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o666)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    }
+    fs::write(state.join("cert.pem"), &pair.cert_pem).unwrap();
+    std::os::unix::fs::symlink(&theirs, state.join("key.pem")).unwrap();
+    let before = untouched(&theirs);
+
+    let stderr = init_refused(&state, &[]);
+    assert!(
+        stderr.contains(&format!("{}/key.pem is a symbolic link", state.display())),
+        "{stderr}"
+    );
+    assert_eq!(untouched(&theirs), before);
+}
+
+#[test]
+fn a_hard_linked_key_is_not_chowned_or_chmodded() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&other).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    let pair = other_service(&other);
+    fs::write(state.join("cert.pem"), &pair.cert_pem).unwrap();
+    fs::hard_link(other.join("other.key"), state.join("key.pem")).unwrap();
+    let before = untouched(&other.join("other.key"));
+
+    let stderr = init_refused(&state, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "{}/key.pem has 2 hard links; refusing to change its mode or owner",
+            state.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(untouched(&other.join("other.key")), before);
+}
+
+#[test]
+fn a_fifo_at_key_pem_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    nix::unistd::mkfifo(
+        &dir.path().join("key.pem"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let stderr = init_refused(dir.path(), &[]);
+    assert!(
+        stderr.contains(&format!(
+            "{}/key.pem is not a regular file",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn links_at_the_kubeconfig_and_config_are_refused_and_their_targets_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&other).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    let config = format!("--write-config={}/config.yaml", state.display());
+    init_in(&state, &[&config]);
+    for name in ["kubeconfig.yaml", "config.yaml"] {
+        // The link points at a private file holding exactly what `init` would write, so
+        // an `init` that follows it finds the content right and "fixes" the mode to 0644.
+        let target = other.join(name);
+        fs::rename(state.join(name), &target).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&target, state.join(name)).unwrap();
+        let before = untouched(&target);
+
+        let stderr = init_refused(&state, &[&config]);
+        assert!(
+            stderr.contains(&format!(
+                "{}/{name} is a symbolic link; refusing to follow it",
+                state.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(untouched(&target), before);
+        fs::remove_file(state.join(name)).unwrap();
+        fs::rename(&target, state.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn a_state_dir_that_is_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    fs::create_dir_all(&real).unwrap();
+    let link = dir.path().join("state");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let stderr = init_refused(&link, &[]);
+    assert!(
+        stderr.contains(&format!("{} is a symbolic link", link.display())),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_dir(&real).unwrap().count(), 0);
+    // A dangling one too (nothing is created where it points).
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let stderr = init_refused(&dangling, &[]);
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert!(!dir.path().join("nowhere").exists());
+}
+
+#[test]
+fn links_at_the_old_temporary_names_are_not_written_through() {
+    // Earlier versions wrote through `.<file>.tmp.<pid>`, a name an attacker could
+    // predict and plant a link at. This process is the writer here, so its pid is known.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&other).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    let pid = std::process::id();
+    let victim = other.join("victim");
+    fs::write(&victim, "root's file\n").unwrap();
+    let theirs = other.join("theirs");
+    fs::write(&theirs, "").unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o666)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    }
+    for (name, target) in [
+        ("key.pem", &theirs),
+        ("cert.pem", &victim),
+        ("kubeconfig.yaml", &victim),
+        ("config.yaml", &victim),
+    ] {
+        std::os::unix::fs::symlink(target, state.join(format!(".{name}.tmp.{pid}"))).unwrap();
+    }
+    let before = (untouched(&victim), untouched(&theirs));
+    let opts = aws_iam_authenticator::init::Options {
+        state_dir: state.clone(),
+        kubeconfig_path: state.join("kubeconfig.yaml"),
+        hostname: "localhost".into(),
+        address: "127.0.0.1".into(),
+        port: 21362,
+        key_owner: None,
+        config: Some((state.join("config.yaml"), b"clusterID: c\n".to_vec())),
+        state_dir_mode: None,
+    };
+    let (pair, outcome) = aws_iam_authenticator::init::run(&opts).unwrap();
+    assert!(outcome.key_pair_created);
+    assert_eq!((untouched(&victim), untouched(&theirs)), before);
+    // The state dir holds regular files of its own, and the planted links are gone.
+    let mut names: Vec<_> = fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["cert.pem", "config.yaml", "key.pem", "kubeconfig.yaml"]
+    );
+    for name in &names {
+        assert!(fs::symlink_metadata(state.join(name)).unwrap().is_file());
+    }
+    assert_eq!(tls::load(&state).unwrap().unwrap(), pair);
+}
