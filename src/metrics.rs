@@ -29,7 +29,7 @@ pub struct ResultLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 #[allow(non_snake_case)]
 pub struct RegionLabel {
-    /// `global` or the second label of the STS host.
+    /// `global`, a known region, or `other` ([`crate::aws::endpoints::metric_region`]).
     pub StsRegion: String,
 }
 
@@ -39,7 +39,7 @@ pub struct RegionLabel {
 pub struct ResponseLabels {
     /// The HTTP status STS answered.
     pub ResponseCode: String,
-    /// `global` or the second label of the STS host.
+    /// `global`, a known region, or `other` ([`crate::aws::endpoints::metric_region`]).
     pub StsRegion: String,
 }
 
@@ -240,15 +240,6 @@ pub fn global() -> &'static Metrics {
     &GLOBAL
 }
 
-/// The `StsRegion` label of an STS host: `global` for `sts.amazonaws.com`, else the
-/// second DNS label (upstream `getStsRegion`).
-pub fn sts_region_label(host: &str) -> String {
-    if host == "sts.amazonaws.com" {
-        return "global".to_owned();
-    }
-    host.split('.').nth(1).unwrap_or("").to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,11 +267,5 @@ mod tests {
         );
         assert!(text.contains("aws_iam_authenticator_authenticate_latency_seconds_bucket"));
         assert!(text.contains("aws_iam_authenticator_dynamic_file_enabled"));
-    }
-
-    #[test]
-    fn region_labels() {
-        assert_eq!(sts_region_label("sts.amazonaws.com"), "global");
-        assert_eq!(sts_region_label("sts.us-west-2.amazonaws.com"), "us-west-2");
     }
 }

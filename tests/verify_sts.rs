@@ -586,3 +586,59 @@ async fn a_cluster_id_that_is_no_header_value() {
     assert!(e.to_string().contains("error creating HTTP request"), "{e}");
     assert!(s.seen.lock().unwrap().is_empty());
 }
+
+/// Many distinct hosts that pass the host check (regions of the grammar that do not exist,
+/// FIPS and dual-stack variants, the server's own oddly named region) add no metric series
+/// beyond the known regions, `global` and `other`.
+#[tokio::test]
+async fn sts_region_labels_stay_a_closed_set() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let own_region = format!("x{}", "y".repeat(200));
+    let mut hosts: Vec<String> = (1..=99)
+        .map(|n| format!("sts.us-east-{n}.amazonaws.com"))
+        .collect();
+    for dir in ["north", "south", "central", "southwest"] {
+        hosts.push(format!("sts.eu-{dir}-7.amazonaws.com"));
+        hosts.push(format!("sts-fips.ap-{dir}-9.amazonaws.com"));
+        hosts.push(format!("sts.mx-{dir}-8.api.aws"));
+    }
+    hosts.push(format!("sts.{own_region}.amazonaws.com"));
+    let opts = StsOptions {
+        resolve: hosts.iter().map(|h| (h.clone(), closed)).collect(),
+        ca_file: None,
+    };
+    let client =
+        sts::Client::with_timeouts(&opts, Duration::from_secs(1), Duration::from_secs(5)).unwrap();
+    let v = Verifier::new(CLUSTER.to_owned(), Partition::Aws, Some(own_region), client);
+    for host in &hosts {
+        let url = token_url().replace(HOST, host);
+        let token = format!("k8s-aws-v1.{}", URL_SAFE_NO_PAD.encode(&url));
+        let e = v.verify(&token).await.unwrap_err();
+        assert!(matches!(e, VerifyError::Sts(_)), "{host}: {e}");
+    }
+
+    let known: Vec<&str> = Partition::ALL
+        .iter()
+        .flat_map(|p| p.known_regions().iter().copied())
+        .chain(["global", "other"])
+        .collect();
+    let metrics = aws_iam_authenticator::metrics::global().encode();
+    let labels: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("aws_iam_authenticator_sts_connection_failures_total{"))
+        .map(|l| {
+            l.split("StsRegion=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap()
+        })
+        .collect();
+    assert!(labels.contains(&"other"), "{metrics}");
+    for label in &labels {
+        assert!(known.contains(label), "unbounded label {label:?}");
+    }
+    assert!(labels.len() <= known.len(), "{labels:?}");
+}

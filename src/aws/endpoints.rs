@@ -7,7 +7,7 @@
 //! [`sts_host`] gives for that region, so whatever `token` mints, a server of the same
 //! partition accepts.
 
-use super::partition::{Partition, is_region_name, region_partition};
+use super::partition::{Partition, is_region_name, known_partition, region_partition};
 
 /// The global STS endpoint (only in the `aws` partition).
 pub const GLOBAL_HOST: &str = "sts.amazonaws.com";
@@ -89,6 +89,22 @@ pub fn region_label(host: &str) -> Result<&str, LabelError> {
         [_, region, _, ..] => Ok(region),
         _ => Err(LabelError::Format(host.to_owned())),
     }
+}
+
+/// The `StsRegion` metric label for a host's region label: `global`, a known region,
+/// else `other`.
+///
+/// upstream: labels its STS metrics with the host's second label as it comes, before
+/// STS has checked any signature, so every made-up host adds a permanent series; we
+/// keep the label to a closed set, so no token can grow the metrics.
+pub fn metric_region(label: &str) -> &'static str {
+    if label == "global" {
+        return "global";
+    }
+    known_partition(label)
+        .and_then(|p| p.known_regions().iter().find(|r| **r == label))
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Whether `region` is a well-formed region identifier (upstream's
@@ -444,6 +460,16 @@ mod tests {
                 .to_string(),
             "unexpected hostname \"sts.s3.amazonaws.com\" in pre-signed URL"
         );
+    }
+
+    #[test]
+    fn metric_regions_are_a_closed_set() {
+        assert_eq!(metric_region("global"), "global");
+        assert_eq!(metric_region("us-west-2"), "us-west-2");
+        assert_eq!(metric_region("eusc-de-east-1"), "eusc-de-east-1");
+        for hostile in ["us-east-99", "not-a-region", "s3", "", &"a".repeat(2500)] {
+            assert_eq!(metric_region(hostile), "other", "{hostile}");
+        }
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct ValidatedToken {
     pub url: String,
     /// The allow-listed STS host, e.g. `sts.us-west-2.amazonaws.com`.
     pub host: String,
-    /// The `StsRegion` metric label of the host: `global` or the host's region label.
+    /// The host's region label (`global` for `sts.amazonaws.com`), as upstream's
+    /// messages name it.
     pub sts_region: String,
     /// The access key id from `X-Amz-Credential` (up to the first `/`; not validated).
     pub access_key_id: String,
@@ -273,6 +274,7 @@ impl Verifier {
     pub async fn verify_validated(&self, token: &ValidatedToken) -> Result<Identity, VerifyError> {
         let m = metrics::global();
         let region = token.sts_region.as_str();
+        let label = endpoints::metric_region(region);
         let response = match self
             .sts
             .get_caller_identity(&token.url, &self.cluster_id)
@@ -282,7 +284,7 @@ impl Verifier {
             Err(CallError::Transport(e)) => {
                 m.sts_connection_failures
                     .get_or_create(&RegionLabel {
-                        StsRegion: region.to_owned(),
+                        StsRegion: label.to_owned(),
                     })
                     .inc();
                 return Err(VerifyError::Sts(format!(
@@ -301,7 +303,7 @@ impl Verifier {
         m.sts_responses
             .get_or_create(&ResponseLabels {
                 ResponseCode: response.status.to_string(),
-                StsRegion: region.to_owned(),
+                StsRegion: label.to_owned(),
             })
             .inc();
         let body = String::from_utf8_lossy(&response.body);
@@ -309,7 +311,7 @@ impl Verifier {
             if body.contains("Throttling") {
                 m.sts_throttling
                     .get_or_create(&RegionLabel {
-                        StsRegion: region.to_owned(),
+                        StsRegion: label.to_owned(),
                     })
                     .inc();
                 return Err(VerifyError::Throttled(body.into_owned()));
