@@ -28,6 +28,7 @@
 //! | [`talos`]     | the Talos extension entrypoint: environment → `init` arguments → exec   |
 //! | [`k8s`]       | the Kubernetes client shared by the ConfigMap and CRD backends and `add`|
 //! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
+//! | [`https`]     | the pooled HTTPS client of outbound calls: roots, CA file, timeouts     |
 //! | [`fsutil`]    | safe file writes: atomic, exclusive temp files, no links followed       |
 //! | [`error`]     | an error and its causes on one line                                     |
 //! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |
@@ -54,6 +55,7 @@ pub mod credentials;
 pub mod ec2;
 pub mod error;
 pub mod fsutil;
+pub mod https;
 pub mod identity;
 pub mod init;
 pub mod k8s;

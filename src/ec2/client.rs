@@ -1,0 +1,276 @@
+//! Signing and sending `DescribeInstances`, and reading its answer.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::dns::GaiResolver;
+
+use super::{API_VERSION, Error, Settings};
+
+/// How long establishing a connection to EC2 may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an error body quoted in an error message.
+const MAX_QUOTED_BODY: usize = 512;
+
+/// Signs and sends `DescribeInstances`.
+#[derive(Debug)]
+pub(super) struct Ec2Client {
+    http: crate::https::Client<GaiResolver, Full<Bytes>>,
+    endpoint: http::Uri,
+    region: String,
+    credentials: SharedCredentialsProvider,
+    timeout: Duration,
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Ec2Client {
+    pub(super) fn new(
+        settings: &Settings,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Self, Error> {
+        let bad = |message: &str| Error::Endpoint {
+            url: settings.endpoint.clone(),
+            message: message.to_owned(),
+        };
+        let endpoint: http::Uri = settings
+            .endpoint
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        let host = endpoint.host().ok_or_else(|| bad("no host"))?;
+        match endpoint.scheme_str() {
+            Some("https") => {}
+            Some("http") if is_loopback(host) => {}
+            Some("http") => return Err(bad("plain http is only allowed to loopback addresses")),
+            _ => return Err(bad("expected an https URL")),
+        }
+        let mut options = crate::https::Options::new("EC2", CONNECT_TIMEOUT);
+        // Plain http only to loopback (checked above): an emulator in tests.
+        options.allow_http = true;
+        options.http2 = false;
+        let http = crate::https::client(GaiResolver::new(), &options)?;
+        Ok(Self {
+            http,
+            endpoint,
+            region: settings.region.clone(),
+            credentials,
+            timeout: settings.call_timeout,
+        })
+    }
+
+    /// The form body of a `DescribeInstances` call for `ids`.
+    fn body(ids: &[String]) -> String {
+        let mut body =
+            format!("Action=DescribeInstances&Version={API_VERSION}&Filter.1.Name=instance-id");
+        for (n, id) in ids.iter().enumerate() {
+            body.push_str(&format!(
+                "&Filter.1.Value.{}={}",
+                n + 1,
+                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+            ));
+        }
+        body
+    }
+
+    fn signed_request(
+        &self,
+        credentials: &Credentials,
+        body: String,
+    ) -> Result<http::Request<Full<Bytes>>, String> {
+        const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+        let url = self.endpoint.to_string();
+        let identity = credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("ec2")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url.as_str(),
+            std::iter::once(("content-type", CONTENT_TYPE)),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .map_err(|e| e.to_string())?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        let mut request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(http::header::USER_AGENT, crate::https::user_agent())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+
+    /// `DescribeInstances` for `ids`: instance id → private DNS name, for those found.
+    pub(super) async fn describe(&self, ids: &[String]) -> Result<HashMap<String, String>, String> {
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("no credentials: {e}"))?;
+        let request = self.signed_request(&credentials, Self::body(ids))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| crate::error::error_chain(&e))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))??;
+        let text = String::from_utf8_lossy(&body);
+        if !status.is_success() {
+            let quoted: String = text.chars().take(MAX_QUOTED_BODY).collect();
+            return Err(format!("EC2 answered {status}: {quoted}"));
+        }
+        parse_describe_instances(&text)
+    }
+}
+
+/// Reads `instanceId` → `privateDnsName` from a `DescribeInstancesResponse`.
+pub fn parse_describe_instances(xml: &str) -> Result<HashMap<String, String>, String> {
+    use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
+
+    fn instance(item: &mut ScopedDecoder<'_, '_>) -> Result<(String, String), String> {
+        let (mut id, mut dns) = (String::new(), String::new());
+        while let Some(mut field) = item.next_tag() {
+            if field.start_el().matches("instanceId") {
+                id = try_data(&mut field)
+                    .map_err(|e| e.to_string())?
+                    .into_owned();
+            } else if field.start_el().matches("privateDnsName") {
+                dns = try_data(&mut field)
+                    .map_err(|e| e.to_string())?
+                    .into_owned();
+            }
+        }
+        Ok((id, dns))
+    }
+
+    fn walk(
+        el: &mut ScopedDecoder<'_, '_>,
+        out: &mut HashMap<String, String>,
+    ) -> Result<(), String> {
+        while let Some(mut child) = el.next_tag() {
+            if child.start_el().matches("instancesSet") {
+                while let Some(mut item) = child.next_tag() {
+                    let (id, dns) = instance(&mut item)?;
+                    if !id.is_empty() {
+                        out.insert(id, dns);
+                    }
+                }
+            } else {
+                walk(&mut child, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    let mut doc = Document::new(xml);
+    let mut root = doc.root_element().map_err(|e| e.to_string())?;
+    if !root.start_el().matches("DescribeInstancesResponse") {
+        return Err(format!(
+            "unexpected EC2 answer <{}>",
+            root.start_el().local()
+        ));
+    }
+    let mut out = HashMap::new();
+    walk(&mut root, &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+    <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
+    <reservationSet>
+        <item>
+            <reservationId>r-1234567890abcdef0</reservationId>
+            <ownerId>123456789012</ownerId>
+            <groupSet/>
+            <instancesSet>
+                <item>
+                    <instanceId>i-1234567890abcdef0</instanceId>
+                    <imageId>ami-bff32ccc</imageId>
+                    <instanceState><code>16</code><name>running</name></instanceState>
+                    <privateDnsName>ip-192-168-1-88.eu-west-1.compute.internal</privateDnsName>
+                    <dnsName/>
+                    <networkInterfaceSet><item><privateDnsName>other</privateDnsName></item></networkInterfaceSet>
+                </item>
+                <item>
+                    <instanceId>i-0598c7d356eba48d7</instanceId>
+                    <privateDnsName/>
+                </item>
+            </instancesSet>
+        </item>
+    </reservationSet>
+</DescribeInstancesResponse>"#;
+
+    #[test]
+    fn parses_describe_instances() {
+        let m = parse_describe_instances(ANSWER).unwrap();
+        assert_eq!(
+            m["i-1234567890abcdef0"],
+            "ip-192-168-1-88.eu-west-1.compute.internal"
+        );
+        assert_eq!(m["i-0598c7d356eba48d7"], "");
+        assert_eq!(m.len(), 2);
+        let empty = parse_describe_instances(
+            "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>",
+        )
+        .unwrap();
+        assert!(empty.is_empty());
+        assert!(parse_describe_instances("<Response><Errors/></Response>").is_err());
+        assert!(parse_describe_instances("not xml").is_err());
+    }
+
+    #[test]
+    fn request_body_uses_the_instance_id_filter() {
+        assert_eq!(
+            Ec2Client::body(&["i-1".to_owned(), "i-2".to_owned()]),
+            "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-id&Filter.1.Value.1=i%2D1&Filter.1.Value.2=i%2D2"
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let creds = SharedCredentialsProvider::new(Credentials::new("a", "b", None, None, "t"));
+        let s = |url: &str| Settings::new(url.to_owned(), "us-west-2".to_owned(), 1, 1);
+        assert!(Ec2Client::new(&s("https://ec2.us-west-2.amazonaws.com/"), creds.clone()).is_ok());
+        assert!(Ec2Client::new(&s("http://127.0.0.1:8080/"), creds.clone()).is_ok());
+        let e = Ec2Client::new(&s("http://ec2.example.com/"), creds.clone()).unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
+        assert!(Ec2Client::new(&s("ftp://x/"), creds).is_err());
+    }
+}
