@@ -32,10 +32,11 @@ umask 022
 tree=$out/extension
 rm -rf "$tree"
 ctr=$tree/rootfs/usr/local/lib/containers/$name
-# Mount points inside the read-only container rootfs: the state dir and the directory of
-# the config file an ExtensionServiceConfig mounts (CONFIG_FILE).
+# Mount points inside the read-only container rootfs: the spec's mounts (the state dir,
+# the host's CA roots) and the directory of the config file an ExtensionServiceConfig
+# mounts (CONFIG_FILE).
 mkdir -p "$ctr/usr/local/bin" "$ctr/usr/local/lib/$name" "$ctr/usr/local/etc/$name" \
-  "$tree/rootfs/usr/local/etc/containers"
+  "$ctr/etc/ssl/certs" "$tree/rootfs/usr/local/etc/containers"
 install -m 0644 "$root/manifest.yaml" "$tree/manifest.yaml"
 install -m 0755 "$bin" "$ctr/usr/local/bin/$name"
 install -m 0644 "$root/extension/$name.yaml" "$tree/rootfs/usr/local/etc/containers/$name.yaml"

@@ -26,6 +26,36 @@ impl LogFormat {
     }
 }
 
+/// Upstream's first line of `init` and `server`: `Authenticator Version: "0.7.18", "<commit>"`.
+pub fn version_line() -> String {
+    format!(
+        "Authenticator Version: {:?}, {:?}",
+        crate::VERSION,
+        crate::COMMIT
+    )
+}
+
+/// Announces the version as `init` and `server` do first thing.
+///
+/// upstream: cmd/aws-iam-authenticator/{init,server}.go print this line with `fmt.Printf` on
+/// stdout whatever the log format; in text mode we print it the same way, byte for byte
+/// (scripts grep for it). With `--log-format=json` we log it instead, as one JSON record
+/// on stderr with `version` and `commit` fields, because then every line the process
+/// prints must be JSON: a log pipeline (the Talos extension's `LOG_FORMAT=json`) parses
+/// each line, and a plain one breaks it. Nothing else of `init` or `server` goes to stdout.
+pub fn announce_version(format: &str) {
+    if LogFormat::parse(format) == Some(LogFormat::Json) {
+        tracing::info!(
+            version = crate::VERSION,
+            commit = crate::COMMIT,
+            "{}",
+            version_line()
+        );
+    } else {
+        println!("{}", version_line());
+    }
+}
+
 /// Maps upstream's logrus level names onto tracing's. `panic`/`fatal` have no tracing
 /// equivalent and become `error`.
 pub fn parse_level(s: &str) -> Option<tracing::Level> {

@@ -25,16 +25,19 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     // `talos-init` is configured by its environment: LOG_FORMAT sets its log format.
-    let log_format = match &cli.command {
-        Command::TalosInit(_) => cli::talos_init::log_format(&cli.global),
-        _ => cli.global.log_format.clone(),
+    let (log_format, log_verbosity) = match &cli.command {
+        Command::TalosInit(_) => (
+            cli::talos_init::log_format(&cli.global),
+            cli::talos_init::log_verbosity(&cli.global),
+        ),
+        _ => (
+            cli.global.log_format.clone(),
+            cli.global.log_verbosity.clone(),
+        ),
     };
     let format = LogFormat::parse(&log_format);
-    let Some(level) = logging::parse_level(&cli.global.log_verbosity) else {
-        eprintln!(
-            "{}",
-            logging::invalid_level_message(&cli.global.log_verbosity)
-        );
+    let Some(level) = logging::parse_level(&log_verbosity) else {
+        eprintln!("{}", logging::invalid_level_message(&log_verbosity));
         return ExitCode::FAILURE;
     };
     logging::init(format.unwrap_or_default(), level);
@@ -64,6 +67,10 @@ fn main() -> ExitCode {
         Err(e) => {
             if let Some(usage) = e.downcast_ref::<UsageError>() {
                 eprintln!("Error: {}\n{}", usage.message, usage.usage());
+            } else if format == Some(LogFormat::Json) {
+                // With JSON logs every line on stderr is JSON, the last one too (upstream
+                // ends with logrus.Fatalf, which uses the JSON formatter as well).
+                tracing::error!("{e:#}");
             } else {
                 eprintln!("{e:#}");
             }

@@ -180,29 +180,87 @@ fn service_spec_is_strictly_valid_and_does_what_the_design_says() {
             .as_ref()
             .is_none_or(|s| !s.writeable_rootfs)
     );
-    let [mount] = spec.container.mounts.as_slice() else {
-        panic!("one mount expected: {:?}", spec.container.mounts);
+    let [state, certs] = spec.container.mounts.as_slice() else {
+        panic!("two mounts expected: {:?}", spec.container.mounts);
     };
     assert_eq!(
-        mount.source.as_deref(),
+        state.source.as_deref(),
         Some("/var/lib/aws-iam-authenticator")
     );
-    assert_eq!(mount.destination, "/usr/local/lib/aws-iam-authenticator");
-    assert_eq!(mount.kind.as_deref(), Some("bind"));
-    assert!(
-        mount.options.contains(&"rbind".to_owned()) && mount.options.contains(&"rw".to_owned())
-    );
+    assert_eq!(state.destination, "/usr/local/lib/aws-iam-authenticator");
+    assert_eq!(state.kind.as_deref(), Some("bind"));
+    assert_eq!(state.options, ["rbind", "rw"]);
     // The destination is talos-init's default STATE_DIR.
     assert_eq!(
-        mount.destination,
+        state.destination,
         aws_iam_authenticator::talos::DEFAULT_STATE_DIR
     );
-    let deps: Vec<_> = spec
-        .depends
+    // The host's CA roots, read-only, where the system trust store is looked up.
+    assert_eq!(certs.source.as_deref(), Some("/etc/ssl/certs"));
+    assert_eq!(certs.destination, "/etc/ssl/certs");
+    assert_eq!(certs.kind.as_deref(), Some("bind"));
+    assert_eq!(certs.options, ["rbind", "ro"]);
+}
+
+/// What each dependency waits for, one line each.
+fn dependencies(spec: &Spec) -> Vec<String> {
+    spec.depends
         .iter()
-        .map(|d| (d.time, d.configuration))
+        .map(|d| match d {
+            Dependency {
+                service: Some(s), ..
+            } => format!("service {s}"),
+            Dependency { path: Some(p), .. } => format!("path {p}"),
+            Dependency {
+                network: Some(n), ..
+            } => format!("network {}", n.join(",")),
+            Dependency { time: Some(t), .. } => format!("time {t}"),
+            Dependency {
+                configuration: Some(c),
+                ..
+            } => format!("configuration {c}"),
+            _ => "nothing".to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_service_waits_only_for_what_every_node_gets() {
+    let spec = parse_spec(SPEC).unwrap();
+    // Boot waits for every ext-* service to be Up or Finished; a condition that some
+    // node never meets (an ExtensionServiceConfig on a worker, a default route on an
+    // isolated network, a file that never appears) keeps that node in Booting.
+    assert_eq!(
+        dependencies(&spec),
+        [
+            "service cri",
+            "network addresses,hostname,etcfiles",
+            "time true"
+        ]
+    );
+}
+
+#[test]
+fn every_mount_has_a_mount_point_in_the_container_rootfs() {
+    let spec = parse_spec(SPEC).unwrap();
+    let script = include_str!("../scripts/build-extension.sh").replace("$name", &spec.name);
+    // The spec's mounts, and the directory of the config file the README's
+    // ExtensionServiceConfig mounts (configFiles' mountPath).
+    let mut points: Vec<String> = spec
+        .container
+        .mounts
+        .iter()
+        .map(|m| m.destination.clone())
         .collect();
-    assert_eq!(deps, [(Some(true), None), (None, Some(true))]);
+    points.push("/usr/local/etc/aws-iam-authenticator".to_owned());
+    for dest in &points {
+        let needle = format!("\"$ctr{dest}\"");
+        assert!(
+            script.contains(&needle),
+            "scripts/build-extension.sh makes no {needle}"
+        );
+        assert!(PKG.contains(&needle), "pkg.yaml makes no {needle}");
+    }
 }
 
 /// Every key Talos's `Spec` has, each where Talos reads it (its documented example).

@@ -115,12 +115,8 @@ fn config_content(
 
 /// Runs `init`.
 pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    // upstream: init.go prints the version first, on stdout.
-    println!(
-        "Authenticator Version: {:?}, {:?}",
-        crate::VERSION,
-        crate::COMMIT
-    );
+    // Upstream prints this before anything else; scripts grep for it.
+    crate::logging::announce_version(&global.log_format);
     let file = global
         .config_file()
         .map_err(|e| anyhow!("could not get config: {e:#}"))?;

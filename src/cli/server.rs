@@ -136,12 +136,8 @@ impl ServerArgs {
 
 /// Runs `server`.
 pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    // Upstream prints this to stdout before anything else; scripts grep for it.
-    println!(
-        "Authenticator Version: {:?}, {:?}",
-        crate::VERSION,
-        crate::COMMIT
-    );
+    // Upstream prints this before anything else; scripts grep for it.
+    crate::logging::announce_version(&global.log_format);
     // Signals first, as upstream: a SIGTERM during a slow startup still stops the process.
     let shutdown = Shutdown::install().context("could not install signal handlers")?;
     let file = global.config_file()?;
