@@ -231,3 +231,41 @@ async fn talos_init_rewrite_reloads_the_mounted_file_mappings() {
     // One STS call for the whole test: mappings are applied fresh to the cached identity.
     assert_eq!(world.sts.request_count(), 1);
 }
+
+/// A backend-mode change rebuilds the chain with the MountedFile mappings reloaded since
+/// startup, not the ones the server started with.
+#[tokio::test]
+async fn a_backend_mode_switch_keeps_the_reloaded_mappings() {
+    let world = World::new();
+    world.sts.add_identity(
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+        Identity::new(ASSUMED_ARN, ACCOUNT, "AROAEXAMPLEADMIN:alice"),
+    );
+    world.init(0);
+    let modes = world.path("backend-modes.json");
+    let config_for = |username: &str| {
+        format!(
+            "clusterID: {CLUSTER_ID}\nserver:\n  backendMode: [MountedFile, DynamicFile]\n  dynamicfilepath: {}\n  dynamicBackendModePath: {}\n  mapRoles:\n    - rolearn: arn:aws:iam::123456789012:role/Admin\n      username: {username}\n",
+            world.path("access-entries.json").display(),
+            modes.display(),
+        )
+    };
+    let config = world.write_config(&config_for("at-startup"));
+    let mut server = world
+        .start_without_id(&["--config", config.to_str().unwrap()])
+        .await;
+    let hook = Webhook::from_kubeconfig(&world.kubeconfig());
+    let token = world.token();
+    review_until(&hook, &token, "mapped", username_is("at-startup")).await;
+
+    replace(&config, &config_for("reloaded"));
+    review_until(&hook, &token, "reloaded", username_is("reloaded")).await;
+
+    std::fs::write(&modes, r#"{"backendMode":"DynamicFile MountedFile"}"#).unwrap();
+    server
+        .wait_log("backend modes changed; mapper chain rebuilt")
+        .await;
+    let a = hook.review(V1, &token).await;
+    assert!(username_is("reloaded")(&a), "{}", a.text());
+}

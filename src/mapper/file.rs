@@ -204,7 +204,11 @@ impl FileMapper {
     // A deleted file keeps the mappings (unlike DynamicFile): it is the server's own
     // configuration, which a restart would need anyway.
     pub fn follow(self: &Arc<Self>, source: ConfigSource, running: ServerConfig) {
-        let reload = Reload { source, running };
+        let reload = Reload {
+            source,
+            running,
+            warnings: Mutex::new(None),
+        };
         let watch = FileWatch::new(reload.source.path.clone());
         let task = watch::follow(self, watch, move |mapper, event| {
             mapper.reload(&reload, event);
@@ -225,11 +229,30 @@ impl FileMapper {
                 message,
             })),
         };
-        let config = match config {
-            Ok(config) => config,
+        let (config, warnings) = match config {
+            Ok(resolved) => resolved,
             Err(rejected) => return self.reject(path, rejected),
         };
         let restart = restart_needed(&reload.running, &config);
+        let (roles, users, accounts) = (
+            &config.role_mappings,
+            &config.user_mappings,
+            &config.account_mappings,
+        );
+        let unchanged = self.current().is_built_from(roles, users, accounts);
+        // The first version read is, unless it changed during startup, the one the server
+        // started with, whose warnings were logged then: say them again only when this
+        // version changes something or warns about something new.
+        let previous = reload
+            .warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(warnings.clone());
+        if !unchanged || !restart.is_empty() || previous.is_some_and(|p| p != warnings) {
+            for w in &warnings {
+                warn!(path = %path.display(), "{w}");
+            }
+        }
         if !restart.is_empty() {
             warn!(
                 path = %path.display(),
@@ -237,12 +260,7 @@ impl FileMapper {
                 "configuration file changed settings that are read at startup only; the running values stay until the server is restarted"
             );
         }
-        let (roles, users, accounts) = (
-            &config.role_mappings,
-            &config.user_mappings,
-            &config.account_mappings,
-        );
-        if self.current().is_built_from(roles, users, accounts) {
+        if unchanged {
             debug!(path = %path.display(), "configuration file changed; MountedFile mappings unchanged");
         } else {
             match Index::build(roles, users, accounts) {
@@ -397,22 +415,19 @@ struct Reload {
     source: ConfigSource,
     /// The configuration the server started with.
     running: ServerConfig,
+    /// The warnings of the last version read (`None` before the first).
+    warnings: Mutex<Option<Vec<String>>>,
 }
 
 impl Reload {
     /// Resolves one version of the file as the server did at startup.
-    fn resolve(&self, bytes: &[u8]) -> Result<ServerConfig, Rejected> {
+    fn resolve(&self, bytes: &[u8]) -> Result<(ServerConfig, Vec<String>), Rejected> {
         let path = &self.source.path;
         let text =
             std::str::from_utf8(bytes).map_err(|_| ReloadError::NotText { path: path.clone() })?;
         let file = ConfigFile::parse(path, text).map_err(ReloadError::File)?;
         match ServerConfig::resolve(self.source.flags.clone(), Some(&file)) {
-            Ok((config, warnings)) => {
-                for w in warnings {
-                    warn!(path = %path.display(), "{w}");
-                }
-                Ok(config)
-            }
+            Ok(resolved) => Ok(resolved),
             Err(crate::config::Error::File(e)) => Err(Rejected {
                 entries: invalid_entries(&file),
                 error: ReloadError::File(e),
@@ -632,6 +647,7 @@ mod tests {
         let reload = Reload {
             source: ConfigSource { path, flags },
             running,
+            warnings: Mutex::new(None),
         };
         (mapper, reload)
     }

@@ -3,7 +3,9 @@
 //! Every backend implements [`Mapper`]; [`chain::Chain`] asks them in `--backend-mode`
 //! order with upstream's algorithm (`pkg/mapper/mapper.go`, `pkg/server/server.go`
 //! `doMapping`). Lookups are synchronous and in memory: backends that follow a file or
-//! the Kubernetes API keep their state current in background tasks.
+//! the Kubernetes API keep their state current in background tasks. Files (the config
+//! file's mappings, the DynamicFile, the dynamic backend-mode file) are followed by
+//! [`watch`].
 
 pub mod chain;
 pub mod configmap;
