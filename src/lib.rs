@@ -16,7 +16,7 @@
 //! | [`credentials`]| AWS credentials: the standard chain, MFA, `--cache`, AssumeRole      |
 //! | [`token`]     | the `k8s-aws-v1.` token: generate, validate (pure), verify via STS      |
 //! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |
-//! | [`sts`]       | the pooled HTTPS STS client                                             |
+//! | [`sts`]       | GetCallerIdentity: pooled HTTPS client, answers, STS metrics            |
 //! | [`arn`]       | ARN parsing, canonicalisation and `ArnLike` matching (pure)             |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |

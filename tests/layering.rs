@@ -86,3 +86,13 @@ fn the_aws_leaf_imports_nothing_else_of_the_crate() {
         }
     }
 }
+
+/// `token` builds on `sts` (it hands STS a validated URL and reads the caller back); `sts`
+/// knows nothing of tokens.
+#[test]
+fn sts_does_not_import_token() {
+    for (path, text) in sources("sts") {
+        let code = production(&text);
+        assert!(!code.contains("crate::token"), "{path} imports token");
+    }
+}

@@ -12,6 +12,7 @@ pub mod verify;
 use std::fmt;
 
 use crate::aws::endpoints::HostError;
+use crate::sts::CallError;
 
 /// The prefix of upstream's `FormatError` texts.
 const FORMAT_PREFIX: &str = "input token was not properly formatted: ";
@@ -81,6 +82,17 @@ impl VerifyError {
             Self::Format(_) | Self::Plain(_) | Self::Host(_) => "invalid_token",
             Self::Sts(_) => "sts_error",
             Self::Throttled(_) => "sts_throttling",
+        }
+    }
+}
+
+impl From<CallError> for VerifyError {
+    /// STS's errors keep their own texts under upstream's `STSError` or
+    /// `STSThrottling` prefix.
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Throttled(body) => Self::Throttled(body),
+            other => Self::Sts(other.to_string()),
         }
     }
 }

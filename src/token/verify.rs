@@ -12,8 +12,7 @@ use crate::arn::{self, PrincipalType};
 use crate::aws::Partition;
 use crate::aws::endpoints;
 use crate::identity::Identity;
-use crate::metrics::{self, RegionLabel, ResponseLabels};
-use crate::sts::{self, CallError};
+use crate::sts::{self, CallerIdentity};
 
 use super::{
     CLUSTER_ID_HEADER, MAX_TOKEN_LEN, PRESIGNED_URL_LIFETIME_SECS, V1_PREFIX, VerifyError,
@@ -272,56 +271,11 @@ impl Verifier {
     /// `x-k8s-aws-id`, so a token minted for another cluster fails STS's signature
     /// check), then canonicalises the ARN.
     pub async fn verify_validated(&self, token: &ValidatedToken) -> Result<Identity, VerifyError> {
-        let m = metrics::global();
-        let region = token.sts_region.as_str();
-        let label = endpoints::metric_region(region);
-        let response = match self
+        let caller = self
             .sts
-            .get_caller_identity(&token.url, &self.cluster_id)
-            .await
-        {
-            Ok(r) => r,
-            Err(CallError::Transport(e)) => {
-                m.sts_connection_failures
-                    .get_or_create(&RegionLabel {
-                        StsRegion: label.to_owned(),
-                    })
-                    .inc();
-                return Err(VerifyError::Sts(format!(
-                    "error during GET: {e} on {region} endpoint"
-                )));
-            }
-            Err(CallError::Request(e)) => {
-                return Err(VerifyError::Sts(format!(
-                    "error creating HTTP request: {e}"
-                )));
-            }
-            Err(e) => {
-                return Err(VerifyError::Sts(format!("error reading HTTP result: {e}")));
-            }
-        };
-        m.sts_responses
-            .get_or_create(&ResponseLabels {
-                ResponseCode: response.status.to_string(),
-                StsRegion: label.to_owned(),
-            })
-            .inc();
-        let body = String::from_utf8_lossy(&response.body);
-        if response.status != 200 {
-            if body.contains("Throttling") {
-                m.sts_throttling
-                    .get_or_create(&RegionLabel {
-                        StsRegion: label.to_owned(),
-                    })
-                    .inc();
-                return Err(VerifyError::Throttled(body.into_owned()));
-            }
-            return Err(VerifyError::Sts(format!(
-                "error from AWS (expected 200, got {}) on {region} endpoint. Body: {body}",
-                response.status
-            )));
-        }
-        identity_from_response(&response.body, token)
+            .get_caller_identity(&token.url, &self.cluster_id, &token.sts_region)
+            .await?;
+        identity_from_caller(caller, token)
     }
 
     /// [`Verifier::validate`], then [`Verifier::verify_validated`].
@@ -331,29 +285,17 @@ impl Verifier {
     }
 }
 
-/// Builds the identity from STS's JSON answer (Go `encoding/json` rules: keys match
-/// case-insensitively, unknown keys are ignored, missing strings are empty).
-pub fn identity_from_response(
-    body: &[u8],
+/// Builds the identity from the caller STS named: the canonical ARN, and for roles the
+/// role id and session name from `UserId` (`AROA…:session`).
+pub fn identity_from_caller(
+    caller: CallerIdentity,
     token: &ValidatedToken,
 ) -> Result<Identity, VerifyError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| VerifyError::Sts(json_error(body, &e)))?;
-    let result = field(&value, "GetCallerIdentityResponse")
-        .and_then(|v| field(v, "GetCallerIdentityResult"));
-    let text = |name: &str| -> Result<String, VerifyError> {
-        match result.and_then(|r| field(r, name)) {
-            None | Some(serde_json::Value::Null) => Ok(String::new()),
-            Some(serde_json::Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(VerifyError::Sts(format!(
-                "json: cannot unmarshal {} into Go struct field of type string",
-                json_kind(other)
-            ))),
-        }
-    };
-    let arn = text("Arn")?;
-    let account = text("Account")?;
-    let user_id = text("UserId")?;
+    let CallerIdentity {
+        arn,
+        account,
+        user_id,
+    } = caller;
     let (kind, canonical) = arn::canonicalize(&arn).map_err(|e| VerifyError::Sts(e.to_string()))?;
     let (user_id, session_name) = match kind {
         PrincipalType::User | PrincipalType::Root | PrincipalType::FederatedUser => {
@@ -381,43 +323,6 @@ pub fn identity_from_response(
         access_key_id: token.access_key_id.clone(),
         sts_endpoint: token.host.clone(),
     })
-}
-
-/// A JSON object's member `name`: exact match first, else case-insensitive (Go's rule).
-fn field<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    let obj = v.as_object()?;
-    obj.get(name).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Bool(_) => "bool",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Null => "null",
-    }
-}
-
-/// A JSON syntax error, worded like Go's where that is easy (`invalid character 'x' …`,
-/// `unexpected end of JSON input`), with serde's position details.
-fn json_error(body: &[u8], e: &serde_json::Error) -> String {
-    if e.is_eof() {
-        return format!("unexpected end of JSON input ({e})");
-    }
-    let offending = String::from_utf8_lossy(body)
-        .lines()
-        .nth(e.line().saturating_sub(1))
-        .and_then(|l| l.chars().nth(e.column().saturating_sub(1)));
-    match offending {
-        Some(c) => format!("invalid character {c:?}: {e}"),
-        None => e.to_string(),
-    }
 }
 
 /// `strconv.Atoi`: `Err(0)` on a syntax error, `Err(i64::MAX/MIN)` on overflow (the value

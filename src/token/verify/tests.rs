@@ -408,3 +408,37 @@ proptest::proptest! {
         let _ = validate(&tok(&q), Partition::Aws, None, now());
     }
 }
+
+/// Host errors are typed (callers such as `verify` match on the variant, not the text)
+/// and keep upstream's texts and prefixes.
+#[test]
+fn host_errors_are_typed_with_upstreams_texts() {
+    use crate::aws::endpoints::HostError;
+    let e = validate(
+        &tok("https://sts.s3.amazonaws.com/?action=GetCallerIdentity"),
+        Partition::Aws,
+        None,
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::Host(HostError::UnexpectedHostname(ref h)) if h == "sts.s3.amazonaws.com"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "input token was not properly formatted: unexpected hostname \"sts.s3.amazonaws.com\" in pre-signed URL"
+    );
+    let e = validate(
+        &tok("https://sts.us_east_1.amazonaws.com/"),
+        Partition::Aws,
+        None,
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid region identifier format provided: us_east_1"
+    );
+    assert_eq!(e.metric_label(), "invalid_token");
+}
