@@ -37,7 +37,14 @@ fn main() -> ExitCode {
     };
     let format = LogFormat::parse(&log_format);
     let Some(level) = logging::parse_level(&log_verbosity) else {
-        eprintln!("{}", logging::invalid_level_message(&log_verbosity));
+        let message = logging::invalid_level_message(&log_verbosity);
+        if format == Some(LogFormat::Json) {
+            // JSON logs promise JSON lines only, this one included.
+            logging::init(LogFormat::Json, tracing::Level::ERROR);
+            tracing::error!("{message}");
+        } else {
+            eprintln!("{message}");
+        }
         return ExitCode::FAILURE;
     };
     logging::init(format.unwrap_or_default(), level);

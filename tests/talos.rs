@@ -708,3 +708,28 @@ fn serve_fails_when_init_fails_and_never_starts_the_server() {
     assert_eq!(lines.last().unwrap()["level"], "ERROR", "{stderr}");
     assert!(!stderr.contains("executing: "), "{stderr}");
 }
+
+#[test]
+fn with_json_logs_even_a_bad_verbosity_is_reported_as_json() {
+    let dir = state_dir();
+    let s = dir.path().display().to_string();
+    let out = talos_init(&[
+        ("CLUSTER_ID", "c"),
+        ("STATE_DIR", &s),
+        ("LOG_FORMAT", "json"),
+        ("AWS_IAM_AUTHENTICATOR_LOG_VERBOSITY", "loud"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let lines = all_json(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid log level \"loud\"")
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
