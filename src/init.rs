@@ -9,7 +9,10 @@
 //!
 //! `init` runs as root, and the state dir may be writable by the server's user, so
 //! nothing planted there is followed: the state dir must be a real directory (Talos
-//! bind-mounts it, so the mount point is one), `cert.pem`, `key.pem`, `kubeconfig.yaml`
+//! bind-mounts it, so the mount point is one: siderolabs/talos:
+//! internal/app/machined/pkg/system/services/extension.go creates a missing mount source
+//! as a directory and hands the mount to the container as it is; a Kubernetes hostPath is
+//! a bind mount too), `cert.pem`, `key.pem`, `kubeconfig.yaml`
 //! and `config.yaml` must be regular files or missing (a link is refused, naming it),
 //! modes and owners are set on the descriptors of the files read, temporary files get
 //! random names and are created exclusively, and a file with other hard links is never
