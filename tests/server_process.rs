@@ -752,10 +752,15 @@ async fn config_file_errors_and_warnings() {
     let config = world.write_config("clusterID: my-cluster\nserver:\n  port: lots\n");
     let out = run_to_exit(world.server_command(&["-c", config.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // JSON logs: the version line and the error are JSON records on stderr.
+    let err = common::log_messages(&out.stderr);
     assert!(err.contains(config.to_str().unwrap()), "{err}");
     assert!(err.to_lowercase().contains("server.port"), "{err}");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Authenticator Version: \"0.7.18\""));
+    assert!(
+        err.starts_with("Authenticator Version: \"0.7.18\""),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{}", common::describe(&out));
 
     let config =
         world.write_config("clusterID: my-cluster\nserver:\n  backendMode: [DynamicFile]\n");
@@ -804,7 +809,7 @@ async fn kubernetes_backends_without_an_api_server() {
     let world = world();
     let out = run_to_exit(world.server_command(&["--port=0", "--backend-mode=EKSConfigMap"]));
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::log_messages(&out.stderr);
     assert!(
         err.contains("backend-mode \"EKSConfigMap\" creation failed"),
         "{err}"

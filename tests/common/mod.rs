@@ -155,6 +155,24 @@ pub fn describe(out: &Output) -> String {
     )
 }
 
+/// The messages of a JSON log (one per line; a line that is not JSON as it is).
+pub fn log_messages(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(|l| {
+            match serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .as_ref()
+                .and_then(|v| v["message"].as_str())
+            {
+                Some(m) => m.to_owned(),
+                None => l.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The presigned URL inside a `k8s-aws-v1.` token.
 pub fn token_url(token: &str) -> String {
     let b64 = token
