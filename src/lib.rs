@@ -18,6 +18,7 @@
 //! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |
 //! | [`sts`]       | GetCallerIdentity: pooled HTTPS client, answers, STS metrics            |
 //! | [`arn`]       | ARN parsing, canonicalisation and `ArnLike` matching (pure)             |
+//! | [`go`]        | Go's `net/url`, `time.Parse`, base64 and `%q` as upstream uses them     |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
@@ -55,6 +56,7 @@ pub mod credentials;
 pub mod ec2;
 pub mod error;
 pub mod fsutil;
+pub mod go;
 pub mod https;
 pub mod identity;
 pub mod init;

@@ -1,5 +1,6 @@
 //! The pure modules stay pure: no async runtime, no metrics, no server configuration,
-//! and the `aws` leaf imports nothing else of the crate.
+//! and the `aws` leaf imports nothing else of the crate but Go's quoting (`go`, a leaf
+//! too).
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on a missing source by design
 
@@ -58,7 +59,7 @@ const FORBIDDEN: [&str; 6] = [
 
 #[test]
 fn pure_modules_import_nothing_async_no_metrics_no_server_config() {
-    for module in ["aws", "arn"] {
+    for module in ["aws", "arn", "go"] {
         for (path, text) in sources(module) {
             let code = production(&text);
             for word in FORBIDDEN {
@@ -69,18 +70,26 @@ fn pure_modules_import_nothing_async_no_metrics_no_server_config() {
 }
 
 #[test]
-fn the_aws_leaf_imports_nothing_else_of_the_crate() {
+fn the_aws_and_go_leaves_import_nothing_else_of_the_crate() {
+    for (path, text) in sources("go") {
+        assert!(
+            !production(&text).contains("crate::"),
+            "{path} imports the crate"
+        );
+    }
     for (path, text) in sources("aws") {
         for line in production(&text).lines() {
             let line = line.trim();
             if line.starts_with("use crate::") || line.starts_with("pub use crate::") {
                 assert!(
-                    line.contains("crate::aws"),
+                    line.contains("crate::aws") || line.contains("crate::go::"),
                     "{path} imports from outside the leaf: {line}"
                 );
             }
             assert!(
-                !line.contains("crate::") || line.contains("crate::aws"),
+                !line.contains("crate::")
+                    || line.contains("crate::aws")
+                    || line.contains("crate::go::"),
                 "{path}: {line}"
             );
         }

@@ -7,6 +7,8 @@
 //! [`sts_host`] gives for that region, so whatever `token` mints, a server of the same
 //! partition accepts.
 
+use crate::go::strconv::quote;
+
 use super::partition::{Partition, is_region_name, known_partition, region_partition};
 
 /// The global STS endpoint (only in the `aws` partition).
@@ -142,7 +144,7 @@ pub enum HostError {
     #[error("invalid region identifier format provided: {0}")]
     InvalidRegion(String),
     /// The host is not an STS endpoint of its region (nor of the server's own region).
-    #[error("unexpected hostname {0:?} in pre-signed URL")]
+    #[error("unexpected hostname {} in pre-signed URL", quote(.0))]
     UnexpectedHostname(String),
     /// An STS endpoint with fewer than four labels.
     #[error("invalid host format, too few labels: {0}")]

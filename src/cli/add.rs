@@ -22,6 +22,7 @@ use kube::api::PostParams;
 
 use super::GlobalArgs;
 use crate::config::types::{RoleMapping, SsoArnMatcher, UserMapping};
+use crate::go::strconv::{quote, quote_slice};
 use crate::k8s::ClientOptions;
 use crate::mapper::configmap::{self, MAP_ROLES, MAP_USERS, NAME, NAMESPACE};
 
@@ -103,12 +104,6 @@ pub enum NewMapping {
     User(UserMapping),
 }
 
-/// Go's `%q` of a string slice: `["a" "b"]`.
-fn go_quoted_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|g| format!("{g:?}")).collect();
-    format!("[{}]", quoted.join(" "))
-}
-
 /// Go's `%s` of a string slice: `[a b]`.
 fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
@@ -155,10 +150,10 @@ impl NewMapping {
     pub fn user(args: &AddUserArgs) -> anyhow::Result<Self> {
         if args.userarn.is_empty() || args.username.is_empty() || args.groups.is_empty() {
             bail!(
-                "invalid empty value in userARN {:?}, username {:?}, groups {}",
-                args.userarn,
-                args.username,
-                go_quoted_list(&args.groups)
+                "invalid empty value in userARN {}, username {}, groups {}",
+                quote(&args.userarn),
+                quote(&args.username),
+                quote_slice(&args.groups)
             );
         }
         Ok(Self::User(UserMapping {
@@ -182,10 +177,10 @@ impl NewMapping {
             || args.groups.is_empty()
         {
             bail!(
-                "invalid empty value in rolearn {:?}, username {:?}, groups {}",
-                args.rolearn,
-                args.username,
-                go_quoted_list(&args.groups)
+                "invalid empty value in rolearn {}, username {}, groups {}",
+                quote(&args.rolearn),
+                quote(&args.username),
+                quote_slice(&args.groups)
             );
         }
         let sso = match sso {

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::aws::Partition;
+use crate::go::strconv::{quote, quote_slice};
 pub use file::ConfigFile;
 use types::{BackendMode, FeatureGates, MappingError, RoleMapping, UserMapping};
 
@@ -258,12 +259,6 @@ pub(crate) fn aggregate(messages: &[String]) -> String {
     }
 }
 
-/// Go's `%q` of a `[]string`: `["a" "b"]`.
-fn go_quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(" "))
-}
-
 /// Validates a backend-mode list as upstream's `ValidateBackendMode`: every name known
 /// (deprecated `File`/`ConfigMap` accepted with a warning), no duplicates, at least one.
 /// Returns the modes (new names, in order) and the deprecation warnings.
@@ -279,13 +274,14 @@ pub fn validate_backend_modes(names: &[String]) -> Result<(Vec<BackendMode>, Vec
             Some((mode, deprecated)) => {
                 if let Some(old) = deprecated {
                     warnings.push(format!(
-                        "warning: backend-mode {old:?} is deprecated, use {:?} instead",
-                        mode.name()
+                        "warning: backend-mode {} is deprecated, use {} instead",
+                        quote(old),
+                        quote(mode.name())
                     ));
                 }
                 modes.push(mode);
             }
-            None => errors.push(format!("backend-mode {name:?} is not a valid mode")),
+            None => errors.push(format!("backend-mode {} is not a valid mode", quote(name))),
         }
     }
     let mut distinct = modes.clone();
@@ -294,7 +290,7 @@ pub fn validate_backend_modes(names: &[String]) -> Result<(Vec<BackendMode>, Vec
     if distinct.len() != modes.len() {
         errors.push(format!(
             "backend-mode {} has duplicates",
-            go_quote_list(names)
+            quote_slice(names)
         ));
     }
     if names.is_empty() {
@@ -586,5 +582,29 @@ impl ServerConfig {
             },
         };
         Ok((config, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names are quoted as Go's `%q` quotes them (`\x1b`, not Rust's `\u{1b}`).
+    #[test]
+    fn backend_mode_errors_quote_as_go_does() {
+        let e = validate_backend_modes(&["Bad\u{1b}".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(r#"backend-mode "Bad\x1b" is not a valid mode"#),
+            "{e}"
+        );
+        let e = validate_backend_modes(&["MountedFile".to_owned(), "File".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(r#"backend-mode ["MountedFile" "File"] has duplicates"#),
+            "{e}"
+        );
     }
 }
