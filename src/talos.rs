@@ -226,15 +226,19 @@ fn ours<K: AsRef<OsStr>, V: AsRef<OsStr>>(
     vars: impl IntoIterator<Item = (K, V)>,
 ) -> Result<HashMap<String, String>, Error> {
     let mut map = HashMap::new();
+    // Only the value that wins must be UTF-8: an earlier, replaced one does not matter.
+    let vars = last_wins(
+        vars.into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
+    );
     for (k, v) in vars {
-        let Some(k) = k.as_ref().to_str() else {
+        let Some(k) = k.to_str() else {
             continue;
         };
         if !is_ours(k) {
             continue;
         }
         let v = v
-            .as_ref()
             .to_str()
             .ok_or_else(|| Error::Env(format!("{k} is not valid UTF-8")))?;
         map.insert(k.to_owned(), v.to_owned());
@@ -804,6 +808,22 @@ mod tests {
         );
         assert_eq!(s.log_format, LogFormat::Json);
         assert!(s.serve.is_some());
+        // Only the winning value must be UTF-8.
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(vec![0xff]);
+        let env = [
+            (OsString::from("CLUSTER_ID"), bad.clone()),
+            (OsString::from("CLUSTER_ID"), OsString::from("c")),
+        ];
+        assert!(matches!(Plan::from_vars(env), Ok(Plan::Run(_))));
+        let env = [
+            (OsString::from("CLUSTER_ID"), OsString::from("c")),
+            (OsString::from("CLUSTER_ID"), bad),
+        ];
+        assert_eq!(
+            Plan::from_vars(env).unwrap_err().to_string(),
+            "invalid environment: CLUSTER_ID is not valid UTF-8"
+        );
         // The same value twice is no error either.
         settings(&[("CLUSTER_ID", "c"), ("CLUSTER_ID", "c")]);
         // An earlier bad value is overridden, not reported.
