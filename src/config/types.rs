@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::arn::PrincipalType;
 use crate::aws::Partition;
 
 /// A mapping backend (`--backend-mode`).
@@ -280,11 +281,31 @@ pub fn role_arn_key(rolearn: &str) -> Result<String, MappingError> {
 }
 
 /// The key a configured user ARN is matched under: canonical and lower-cased (user
-/// ARNs keep their path: STS reports it).
+/// ARNs keep their path: STS reports it). An assumed-role ARN written under `mapUsers`
+/// becomes its role's ARN, as the caller's canonical ARN does.
 pub fn user_arn_key(userarn: &str) -> Result<String, MappingError> {
     let (_, canonical) = crate::arn::canonicalize(&userarn.to_lowercase())
         .map_err(|e| MappingError::Arn(e.to_string()))?;
     Ok(canonical)
+}
+
+/// The key of an ARN of any kind (a CRD's `spec.arn`): a role's ([`role_arn_key`]) for
+/// roles and assumed roles, a user's ([`user_arn_key`]) for everything else.
+pub fn principal_arn_key(arn: &str) -> Result<String, MappingError> {
+    let (kind, _) = crate::arn::canonicalize(&arn.to_lowercase())
+        .map_err(|e| MappingError::Arn(e.to_string()))?;
+    match kind {
+        PrincipalType::Role | PrincipalType::AssumedRole => role_arn_key(arn),
+        PrincipalType::User | PrincipalType::FederatedUser | PrincipalType::Root => {
+            user_arn_key(arn)
+        }
+    }
+}
+
+/// The key an allowed account is found under: the text as written (an account id is
+/// digits; `mapAccounts` entries are compared literally, as upstream).
+pub fn account_key(account: &str) -> &str {
+    account
 }
 
 impl RoleMapping {
@@ -515,5 +536,31 @@ mod tests {
             user_arn_key(&u.userarn).unwrap(),
             "arn:aws:iam::012345678912:user/path/alice"
         );
+    }
+
+    #[test]
+    fn principal_keys_follow_the_arn_kind() {
+        for (arn, key) in [
+            (
+                "arn:aws:iam::123456789012:role/Team/Sub/Admin",
+                "arn:aws:iam::123456789012:role/admin",
+            ),
+            (
+                "arn:aws:sts::123456789012:assumed-role/Admin/session",
+                "arn:aws:iam::123456789012:role/admin",
+            ),
+            (
+                "arn:aws:iam::123456789012:user/Path/Admin",
+                "arn:aws:iam::123456789012:user/path/admin",
+            ),
+            (
+                "ARN:AWS:IAM::123456789012:USER/ALICE",
+                "arn:aws:iam::123456789012:user/alice",
+            ),
+        ] {
+            assert_eq!(principal_arn_key(arn).unwrap(), key, "{arn}");
+        }
+        assert!(principal_arn_key("not an arn").is_err());
+        assert_eq!(account_key("012345678901"), "012345678901");
     }
 }

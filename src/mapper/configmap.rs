@@ -51,7 +51,9 @@ use serde_json::Value;
 
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
-use crate::config::types::{BackendMode, RoleMapping, SsoArnMatcher, UserMapping};
+use crate::config::types::{
+    BackendMode, RoleMapping, SsoArnMatcher, UserMapping, role_arn_key, user_arn_key,
+};
 use crate::identity::Identity;
 use crate::metrics::{self, BackendLabel, EntryLabels};
 
@@ -220,33 +222,30 @@ fn parse_accounts(
 }
 
 /// Checks a role mapping as upstream's `RoleMapping.Validate` does, plus that a
-/// `rolearn` is an ARN we can match on.
-pub(crate) fn validate_role(m: &RoleMapping) -> Result<(), String> {
-    m.validate().map_err(|e| e.to_string())?;
-    if m.sso.is_none() {
-        arn_key(&m.rolearn)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_user(m: &UserMapping) -> Result<(), String> {
-    if m.userarn.is_empty() {
-        return Err("value for userarn must be supplied".to_owned());
-    }
-    Ok(())
-}
-
-/// The key a mapping's ARN is found under: its canonical form (an `assumed-role` ARN
-/// becomes its role's ARN) without a role's path, lower-cased. Shared with the CRD
-/// backend.
+/// `rolearn` has a key ([`role_arn_key`]), as in every other backend.
 ///
 /// upstream: `pkg/mapper/configmap` compares the configured `rolearn` as written, so a
 /// role with a path (`role/team/admin`) never matches (STS's assumed-role ARNs carry no
 /// path); we strip the path as the MountedFile backend does.
-pub fn arn_key(arn: &str) -> Result<String, String> {
-    let (_, canonical) = crate::arn::canonicalize(arn).map_err(|e| e.to_string())?;
-    let stripped = crate::arn::strip_path(&canonical).map_err(|e| e.to_string())?;
-    Ok(stripped.to_ascii_lowercase())
+pub(crate) fn validate_role(m: &RoleMapping) -> Result<(), String> {
+    m.validate().map_err(|e| e.to_string())?;
+    if m.sso.is_none() {
+        role_arn_key(&m.rolearn).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Checks a user mapping: `userarn` is set and has a key ([`user_arn_key`]), as in the
+/// MountedFile and DynamicFile backends.
+///
+/// upstream: `pkg/mapper/configmap` only lower-cases `userarn`, so an entry written in
+/// a non-canonical form (an assumed-role ARN) never matches and an invalid one is
+/// accepted silently; we canonicalise as upstream's file backend does and report an
+/// invalid ARN as an invalid entry.
+pub(crate) fn validate_user(m: &UserMapping) -> Result<(), String> {
+    m.validate().map_err(|e| e.to_string())?;
+    user_arn_key(&m.userarn).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Parses the data of an `aws-auth` ConfigMap, section by section (see the module docs).
@@ -288,7 +287,7 @@ impl Tables {
             .iter()
             .filter_map(|r| match &r.sso {
                 Some(sso) => Some((RoleKey::Sso(sso.clone()), r.clone())),
-                None => arn_key(&r.rolearn)
+                None => role_arn_key(&r.rolearn)
                     .ok()
                     .map(|k| (RoleKey::Arn(k), r.clone())),
             })
@@ -296,7 +295,7 @@ impl Tables {
         let users = source
             .users
             .iter()
-            .map(|u| (u.userarn.to_ascii_lowercase(), u.clone()))
+            .filter_map(|u| user_arn_key(&u.userarn).ok().map(|k| (k, u.clone())))
             .collect();
         let accounts = source.accounts.iter().cloned().collect();
         Self {
@@ -305,6 +304,31 @@ impl Tables {
             users,
             accounts,
         }
+    }
+
+    /// The mapping for the canonical ARN `arn`: the first role entry that matches, else
+    /// the first user entry.
+    fn lookup(&self, arn: &str, sso_enabled: bool) -> Result<IdentityMapping, MapError> {
+        let arn = arn.to_ascii_lowercase();
+        let role = self.roles.iter().find(|(key, _)| match key {
+            RoleKey::Arn(k) => *k == arn,
+            RoleKey::Sso(sso) => sso_enabled && sso.matches(&arn),
+        });
+        if let Some((_, m)) = role {
+            return Ok(IdentityMapping {
+                key: arn,
+                username: m.username.clone(),
+                groups: m.groups.clone(),
+            });
+        }
+        if let Some((key, m)) = self.users.iter().find(|(k, _)| *k == arn) {
+            return Ok(IdentityMapping {
+                key: key.clone(),
+                username: m.username.clone(),
+                groups: m.groups.clone(),
+            });
+        }
+        Err(MapError::NotMapped)
     }
 }
 
@@ -499,28 +523,9 @@ impl Mapper for ConfigMapMapper {
     }
 
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
-        let arn = identity.canonical_arn.to_ascii_lowercase();
-        let tables = self.shared.current();
-        let sso_enabled = self.shared.settings.sso_role_match;
-        let role = tables.roles.iter().find(|(key, _)| match key {
-            RoleKey::Arn(k) => *k == arn,
-            RoleKey::Sso(sso) => sso_enabled && sso.matches(&arn),
-        });
-        if let Some((_, m)) = role {
-            return Ok(IdentityMapping {
-                key: arn,
-                username: m.username.clone(),
-                groups: m.groups.clone(),
-            });
-        }
-        if let Some((key, m)) = tables.users.iter().find(|(k, _)| *k == arn) {
-            return Ok(IdentityMapping {
-                key: key.clone(),
-                username: m.username.clone(),
-                groups: m.groups.clone(),
-            });
-        }
-        Err(MapError::NotMapped)
+        self.shared
+            .current()
+            .lookup(&identity.canonical_arn, self.shared.settings.sso_role_match)
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {
@@ -702,21 +707,42 @@ mod tests {
         assert!(parsed.users.is_none());
     }
 
+    fn tables(d: &BTreeMap<String, String>) -> (Tables, Vec<ParseIssue>) {
+        let parsed = parse(d);
+        let issues = parsed.issues.clone();
+        (Tables::new(parsed.apply(&AwsAuth::default())), issues)
+    }
+
     #[test]
-    fn role_keys_strip_paths() {
+    fn user_arns_are_keyed_as_in_the_file_backends() {
+        let (t, issues) = tables(&data(&[(
+            "mapUsers",
+            "- userarn: arn:aws:sts::555555555555:assumed-role/Deploy/ci\n  username: deploy\n- userarn: ARN:AWS:IAM::555555555555:USER/Path/Alice\n  username: alice\n- userarn: not an arn\n  username: nobody\n",
+        )]));
+        // The same ARN, the same key as MountedFile and DynamicFile give it.
+        let file_key = |arn| crate::config::types::user_arn_key(arn).unwrap();
         assert_eq!(
-            arn_key("arn:aws:iam::123456789012:role/Team/Sub/Admin").unwrap(),
-            "arn:aws:iam::123456789012:role/admin"
+            t.users.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            [
+                file_key("arn:aws:sts::555555555555:assumed-role/Deploy/ci"),
+                file_key("ARN:AWS:IAM::555555555555:USER/Path/Alice"),
+            ]
+        );
+        let found = |arn: &str| t.lookup(arn, false).map(|m| m.username);
+        assert_eq!(
+            found("arn:aws:iam::555555555555:role/Deploy").as_deref(),
+            Ok("deploy")
         );
         assert_eq!(
-            arn_key("arn:aws:sts::123456789012:assumed-role/Admin/session").unwrap(),
-            "arn:aws:iam::123456789012:role/admin"
+            found("arn:aws:iam::555555555555:user/Path/Alice").as_deref(),
+            Ok("alice")
         );
+        assert_eq!(found("not an arn"), Err(MapError::NotMapped));
+        assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(
-            arn_key("arn:aws:iam::123456789012:user/Admin").unwrap(),
-            "arn:aws:iam::123456789012:user/admin"
+            issues[0].to_string(),
+            "mapUsers[2]: skipping invalid entry: arn 'not an arn' is invalid: 'arn: invalid prefix'"
         );
-        assert!(arn_key("not an arn").is_err());
     }
 
     #[test]

@@ -33,10 +33,9 @@ use kube::{Api, Resource};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::configmap::arn_key;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
-use crate::config::types::BackendMode;
+use crate::config::types::{BackendMode, principal_arn_key};
 use crate::identity::Identity;
 
 /// The CRD's API group.
@@ -230,7 +229,7 @@ impl CrdMapper {
 
 /// The entry for an object, or why it cannot be used.
 fn entry_of(obj: &IamIdentityMapping) -> Result<Entry, String> {
-    let key = arn_key(&obj.spec.arn)?;
+    let key = principal_arn_key(&obj.spec.arn).map_err(|e| e.to_string())?;
     Ok(Entry {
         key,
         username: obj.spec.username.clone(),
