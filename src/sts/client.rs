@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,19 +15,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
-use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use super::response::{self, CallError, CallerIdentity};
 use crate::aws::CLUSTER_ID_HEADER;
 use crate::aws::endpoints::metric_region;
 use crate::config::StsOptions;
 use crate::error::error_chain;
+use crate::https;
 use crate::metrics::{self, RegionLabel, ResponseLabels};
 
 /// Upstream's STS client timeout, for the whole exchange (connect, headers, body).
@@ -37,33 +31,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The largest STS answer we read; `GetCallerIdentity` answers are well under 1 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// `--sts-ca-file` could not be read.
-    #[error("could not read STS CA file {}: {source}", path.display())]
-    CaFileRead {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// `--sts-ca-file` holds no usable PEM certificate.
-    #[error("STS CA file {} contains no usable PEM certificate{}", path.display(), detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    CaFileContents {
-        /// The file.
-        path: PathBuf,
-        /// The parser's or the trust store's complaint, if any.
-        detail: Option<String>,
-    },
-    /// rustls refused the configuration.
-    #[error("could not configure TLS for STS: {0}")]
-    Tls(#[from] rustls::Error),
-}
+/// The client could not be built (the shared HTTPS constructor's errors, naming STS).
+pub use crate::https::Error;
 
 /// The system resolver, except for hosts `--sts-resolve` maps to a fixed address.
 #[derive(Debug, Clone)]
@@ -98,7 +67,7 @@ impl tower_service::Service<Name> for Resolver {
     }
 }
 
-type Http = HyperClient<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>;
+type Http = https::Client<Resolver, Empty<Bytes>>;
 
 #[derive(Debug)]
 struct Inner {
@@ -126,33 +95,16 @@ impl Client {
         connect: Duration,
         total: Duration,
     ) -> Result<Self, Error> {
-        let roots = root_store(opts.ca_file.as_deref())?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-
-        let mut tcp = HttpConnector::new_with_resolver(Resolver {
+        let resolver = Resolver {
             overrides: Arc::new(opts.resolve.clone()),
             system: GaiResolver::new(),
-        });
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(tcp);
-        // hyper never follows redirects: a 3xx is just a non-200 answer.
-        let http = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(https);
-        let user_agent =
-            http::HeaderValue::from_str(&format!("aws-iam-authenticator/{}", crate::VERSION))
-                .unwrap_or_else(|_| http::HeaderValue::from_static("aws-iam-authenticator"));
+        };
+        let options = https::Options {
+            ca_file: opts.ca_file.as_deref(),
+            ..https::Options::new("STS", connect)
+        };
+        let http = https::client(resolver, &options)?;
+        let user_agent = https::user_agent();
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -240,44 +192,6 @@ impl Client {
         };
         Ok((status, body))
     }
-}
-
-fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::warn!("could not load a system trust root: {e}");
-    }
-    let (added, _) = roots.add_parsable_certificates(native.certs);
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|source| Error::CaFileRead {
-            path: path.to_owned(),
-            source,
-        })?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::CaFileContents {
-                path: path.to_owned(),
-                detail: Some(e.to_string()),
-            })?;
-        if certs.is_empty() {
-            return Err(Error::CaFileContents {
-                path: path.to_owned(),
-                detail: None,
-            });
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| Error::CaFileContents {
-                path: path.to_owned(),
-                detail: Some(e.to_string()),
-            })?;
-        }
-    } else if added == 0 {
-        tracing::warn!(
-            "no system trust roots found: STS calls will fail (set SSL_CERT_FILE or --sts-ca-file)"
-        );
-    }
-    Ok(roots)
 }
 
 /// Parses `--sts-resolve HOST=IP:PORT` (e.g. `sts.us-west-2.amazonaws.com=127.0.0.1:8443`
