@@ -4,6 +4,9 @@
 // Test helpers outside `#[test]` functions panic on failure by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/sts_emulator.rs"]
+mod sts_emulator;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -733,4 +736,64 @@ fn mfa_profile_prompts_on_stderr_and_the_cache_spares_the_next_prompt() {
     assert!(!stderr(&out).contains("MFA"), "{}", stderr(&out));
     let url = decode(cred["status"]["token"].as_str().unwrap());
     assert!(url.contains("X-Amz-Credential=AKIAENVEXAMPLE%2F"), "{url}");
+}
+
+#[test]
+fn role_sessions_last_upstreams_fifteen_minutes() {
+    let sb = Sandbox::new();
+    let sts = sts_emulator::StsEmulator::start().unwrap();
+    sts.add_identity(
+        AKID,
+        SECRET,
+        sts_emulator::Identity::new(
+            "arn:aws:iam::123456789012:user/alice",
+            "123456789012",
+            "AIDAALICE",
+        ),
+    );
+    let out = run(sb
+        .command(true)
+        .env(
+            "AWS_ENDPOINT_URL_STS",
+            format!("https://127.0.0.1:{}", sts.port()),
+        )
+        .env("SSL_CERT_FILE", sts.ca_file())
+        .args([
+            "token",
+            "-i",
+            "c",
+            "-r",
+            "arn:aws:iam::123456789012:role/admin",
+        ]));
+    let cred = exec_credential(&out);
+    let requests = sts.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let assume = &requests[0];
+    // The emulator checked the signature over the body and granted the role.
+    assert_eq!(
+        (assume.method.as_str(), assume.status),
+        ("POST", 200),
+        "{assume:?}"
+    );
+    assert_eq!(assume.access_key_id.as_deref(), Some(AKID));
+    let form = sts_emulator::parse_query(&assume.body);
+    let param = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(param("Action"), Some("AssumeRole"));
+    assert_eq!(
+        param("RoleArn"),
+        Some("arn:aws:iam::123456789012:role/admin")
+    );
+    // Upstream's session length (aws-sdk-go-v2 stscreds' DefaultDuration), not STS's hour.
+    assert_eq!(param("DurationSeconds"), Some("900"));
+    // The token is signed with the emulator's temporary credentials for the role.
+    let url = decode(cred["status"]["token"].as_str().unwrap());
+    assert!(url.contains("X-Amz-Credential=ASIAEMULATED"), "{url}");
+    assert!(
+        url.contains("X-Amz-Security-Token=emulated-session-token-"),
+        "{url}"
+    );
 }

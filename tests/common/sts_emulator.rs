@@ -15,6 +15,10 @@
 //! come back in AWS's error shapes (JSON when the client sends
 //! `Accept: application/json`, XML otherwise).
 //!
+//! `AssumeRole` (a header-signed form `POST`, as the AWS SDKs send it) is emulated too:
+//! the signature is checked over the received body, and the answer's temporary
+//! credentials are registered, so what is signed with them verifies as the assumed role.
+//!
 //! The emulator runs on a thread of its own with its own runtime, so synchronous tests
 //! (which run the binary as a child process) and async tests can both use it.
 
@@ -159,6 +163,8 @@ pub struct RecordedRequest {
     pub path: String,
     /// Raw query string, as received (without `?`).
     pub query: String,
+    /// The form body of a `POST` (e.g. `Action=AssumeRole&…`), else empty.
+    pub body: String,
     /// Headers, names lower-cased, in arrival order. On HTTP/2 the `:authority` is
     /// reported as `host`.
     pub headers: Vec<(String, String)>,
@@ -540,28 +546,34 @@ async fn handle(
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
+    let version = format!("{:?}", req.version());
+    let body = match http_body_util::BodyExt::collect(req.into_body()).await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
 
     let credentials = lock(&state.credentials).clone();
+    let lookup = |akid: &str| credentials.get(akid).cloned();
     let outcome = if knobs.throttle {
         Err(StsError::new(400, "Throttling", "Rate exceeded"))
+    } else if method == "POST" {
+        verify_header_signed(&method, &path, &headers, &body, now, lookup)
+            .and_then(|_| assume_role(&state, &body, now, &request_id))
     } else if method != "GET" {
         Err(StsError::new(
             405,
             "MethodNotAllowed",
-            "only presigned GET requests are emulated",
+            "only presigned GET and signed POST requests are emulated",
         ))
     } else {
-        verify_presigned(&method, &path, &query, &headers, now, |akid| {
-            credentials.get(akid).cloned()
-        })
-        .and_then(|(cred, _)| {
+        verify_presigned(&method, &path, &query, &headers, now, lookup).and_then(|(cred, _)| {
             let action = parse_query(&query)
                 .into_iter()
                 .find(|(k, _)| k == "Action")
                 .map(|(_, v)| v)
                 .unwrap_or_default();
             if action == "GetCallerIdentity" {
-                Ok(cred.identity)
+                Ok(success_body(&cred.identity, &request_id, wants_json))
             } else {
                 Err(StsError::new(
                     400,
@@ -571,16 +583,20 @@ async fn handle(
             }
         })
     };
+    // The SDKs read STS's query-protocol answers as XML.
+    let wants_json = wants_json && method != "POST";
 
     let access_key_id = parse_query(&query)
         .into_iter()
         .find(|(k, _)| k == "X-Amz-Credential")
-        .and_then(|(_, v)| v.split('/').next().map(str::to_owned));
-    let (status, body, error_code) = match &outcome {
-        Ok(identity) => (200, success_body(identity, &request_id, wants_json), None),
+        .map(|(_, v)| v)
+        .or_else(|| header_credential(&headers))
+        .and_then(|v| v.split('/').next().map(str::to_owned));
+    let (status, answer, error_code) = match outcome {
+        Ok(answer) => (200, answer, None),
         Err(e) => (
             e.status,
-            error_body(e, &request_id, wants_json),
+            error_body(&e, &request_id, wants_json),
             Some(e.code.to_owned()),
         ),
     };
@@ -588,8 +604,9 @@ async fn handle(
         method,
         path,
         query,
+        body,
         headers,
-        version: format!("{:?}", req.version()),
+        version,
         status,
         error_code,
         access_key_id,
@@ -603,7 +620,7 @@ async fn handle(
     } else {
         "text/xml"
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(answer)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     if let Ok(v) = content_type.parse() {
         response
@@ -842,6 +859,197 @@ pub fn verify_presigned(
     Ok((cred, canonical))
 }
 
+// ---------------------------------------------------------------------------------------
+// AssumeRole: header-signed POSTs.
+
+/// The `Credential=` of an `Authorization: AWS4-HMAC-SHA256 …` header.
+fn header_credential(headers: &[(String, String)]) -> Option<String> {
+    authorization_field(headers, "Credential")
+}
+
+fn authorization_field(headers: &[(String, String)], name: &str) -> Option<String> {
+    let auth = header_values(headers, "authorization").first().copied()?;
+    auth.strip_prefix("AWS4-HMAC-SHA256 ")?
+        .split(',')
+        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_owned)
+}
+
+/// Checks a header-signed SigV4 request (`Authorization`, `X-Amz-Date`) over the
+/// received body, as STS does for the SDKs' form POSTs.
+pub fn verify_header_signed(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+    now: SystemTime,
+    lookup: impl Fn(&str) -> Option<Credential>,
+) -> Result<Credential, StsError> {
+    let missing = || {
+        StsError::new(
+            403,
+            "MissingAuthenticationToken",
+            "Request is missing Authentication Token",
+        )
+    };
+    let credential = authorization_field(headers, "Credential").ok_or_else(missing)?;
+    let signed_headers = authorization_field(headers, "SignedHeaders").ok_or_else(missing)?;
+    let signature = authorization_field(headers, "Signature").ok_or_else(missing)?;
+    let amz_date = header_values(headers, "x-amz-date")
+        .first()
+        .copied()
+        .ok_or_else(|| StsError::incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."))?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [akid, scope_date, region, "sts", "aws4_request"] = scope[..] else {
+        return Err(StsError::incomplete(format!(
+            "Credential should be scoped to correct service: 'sts', got '{credential}'"
+        )));
+    };
+    let invalid = || {
+        StsError::new(
+            403,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        )
+    };
+    let cred = lookup(akid).ok_or_else(invalid)?;
+    if cred.session_token.as_deref()
+        != header_values(headers, "x-amz-security-token")
+            .first()
+            .copied()
+    {
+        return Err(invalid());
+    }
+    let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
+        StsError::incomplete(format!(
+            "Date must be in ISO-8601 'basic format'. Got '{amz_date}'."
+        ))
+    })?;
+    if now > signed_at + MAX_CLOCK_SKEW || signed_at > now + MAX_CLOCK_SKEW {
+        return Err(StsError::signature_mismatch(format!(
+            "Signature expired or not yet current: {amz_date}, now {}",
+            format_amz_date(now)
+        )));
+    }
+    let canonical = canonical_request_with_payload(
+        method,
+        path,
+        &[],
+        headers,
+        &signed_headers,
+        &hex(&Sha256::digest(body.as_bytes())),
+    );
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope_date}/{region}/sts/aws4_request\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let key = signing_key(&cred.secret, scope_date, region, "sts");
+    let expected = hex(&hmac_sha256(&key, string_to_sign.as_bytes()));
+    if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+        return Err(StsError::signature_mismatch(
+            "The request signature we calculated does not match the signature you provided.",
+        ));
+    }
+    Ok(cred)
+}
+
+/// `AssumeRole` of a verified form body: STS's parameter checks, then fresh temporary
+/// credentials for `DurationSeconds` (STS's default, an hour, when absent), registered
+/// so that they authenticate as `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+fn assume_role(
+    state: &State,
+    body: &str,
+    now: SystemTime,
+    request_id: &str,
+) -> Result<String, StsError> {
+    let form = parse_query(body);
+    let param = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let validation = |message: String| StsError::new(400, "ValidationError", message);
+    if param("Action") != Some("AssumeRole") {
+        return Err(StsError::new(
+            400,
+            "InvalidAction",
+            format!(
+                "Could not find operation {} for version 2011-06-15",
+                param("Action").unwrap_or_default()
+            ),
+        ));
+    }
+    let role_arn = param("RoleArn").unwrap_or_default();
+    let Some((account, role_name)) = role_arn
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.split_once(":role/"))
+        .map(|(account, path)| (account, path.rsplit('/').next().unwrap_or(path)))
+    else {
+        return Err(validation(format!("{role_arn} is invalid")));
+    };
+    let session = param("RoleSessionName").unwrap_or_default();
+    if !(2..=64).contains(&session.len())
+        || !session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b))
+    {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint"
+        )));
+    }
+    let duration = match param("DurationSeconds") {
+        None => 3600,
+        Some(d) => d
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (900..=43_200).contains(d))
+            .ok_or_else(|| {
+                validation(format!(
+                    "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
+                ))
+            })?,
+    };
+    let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
+    let akid = format!("ASIAEMULATED{n:08}");
+    let secret = format!("emulated-secret-{n}");
+    let token = format!("emulated-session-token-{n}");
+    let role_id = "AROAEMULATEDROLE";
+    let identity = Identity::new(
+        format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
+        account,
+        format!("{role_id}:{session}"),
+    );
+    let expires = now + Duration::from_secs(duration);
+    let answer = format!(
+        "<AssumeRoleResponse xmlns=\"{STS_XMLNS}\">\n  <AssumeRoleResult>\n    <Credentials>\n      \
+         <AccessKeyId>{akid}</AccessKeyId>\n      <SecretAccessKey>{secret}</SecretAccessKey>\n      \
+         <SessionToken>{token}</SessionToken>\n      <Expiration>{}</Expiration>\n    \
+         </Credentials>\n    <AssumedRoleUser>\n      <AssumedRoleId>{}</AssumedRoleId>\n      \
+         <Arn>{}</Arn>\n    </AssumedRoleUser>\n  </AssumeRoleResult>\n  <ResponseMetadata>\n    \
+         <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</AssumeRoleResponse>\n",
+        iso8601(expires),
+        xml_escape(&identity.user_id),
+        xml_escape(&identity.arn),
+        xml_escape(request_id),
+    );
+    lock(&state.credentials).insert(
+        akid,
+        Credential {
+            secret,
+            session_token: Some(token),
+            identity,
+        },
+    );
+    Ok(answer)
+}
+
+/// `2026-12-01T23:59:00Z`, as STS writes `Expiration`.
+fn iso8601(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// The SigV4 canonical request of a presigned GET.
 pub fn canonical_request(
     method: &str,
@@ -849,6 +1057,25 @@ pub fn canonical_request(
     params: &[(String, String)],
     headers: &[(String, String)],
     signed_headers: &str,
+) -> String {
+    canonical_request_with_payload(
+        method,
+        path,
+        params,
+        headers,
+        signed_headers,
+        EMPTY_PAYLOAD_SHA256,
+    )
+}
+
+/// The SigV4 canonical request of any request, given its payload's SHA-256 (hex).
+pub fn canonical_request_with_payload(
+    method: &str,
+    path: &str,
+    params: &[(String, String)],
+    headers: &[(String, String)],
+    signed_headers: &str,
+    payload_sha256: &str,
 ) -> String {
     let mut query: Vec<(String, String)> = params
         .iter()
@@ -877,7 +1104,7 @@ pub fn canonical_request(
     }
 
     format!(
-        "{method}\n{}\n{query}\n{canonical_headers}\n{signed_headers}\n{EMPTY_PAYLOAD_SHA256}",
+        "{method}\n{}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload_sha256}",
         canonical_uri(path)
     )
 }
