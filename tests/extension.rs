@@ -506,57 +506,218 @@ fn manifest_is_valid_and_versioned_from_cargo_toml() {
     }
 }
 
-#[test]
-fn pkg_yaml_builds_the_documented_layout() {
-    // bldr renders the file as a Go template first.
-    let rendered = PKG
-        .replace("{{ .ARCH }}", "x86_64")
-        .replace("{{ .VERSION }}", &cargo_version());
-    assert!(!rendered.contains("{{"), "unrendered template left");
-    let pkg: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
-    let m: Manifest = serde_saphyr::from_str(MANIFEST).unwrap();
-    assert_eq!(pkg["name"], m.metadata.name);
-    assert_eq!(pkg["dependencies"][0]["stage"], "base");
-    let text = rendered.as_str();
-    // The toolchain is the one rust-toolchain.toml pins.
-    let toolchain = include_str!("../rust-toolchain.toml");
-    let channel = toolchain
+/// bldr's rendering of pkg.yaml for one architecture: Go's text/template, of which the file
+/// uses `{{ .VAR }}`, `{{ if eq .ARCH "…" }}`, `{{ if .VAR }}`, `{{ else }}` and `{{ end }}`.
+/// `vars` are vars.yaml's plus ARCH and any build arguments (`BUILD_ARG_*`); a variable
+/// the template reads and nobody set is an error here (Go would print `<no value>`), except
+/// in an `if`, where it is false.
+fn render_pkg(arch: &str, build_args: &[(&str, &str)]) -> String {
+    let vars_yaml: std::collections::BTreeMap<String, String> =
+        serde_saphyr::from_str(VARS).unwrap();
+    let mut vars = vars_yaml;
+    vars.insert("ARCH".to_owned(), arch.to_owned());
+    for (k, v) in build_args {
+        vars.insert(format!("BUILD_ARG_{k}"), (*v).to_owned());
+    }
+    let var = |name: &str| -> Option<&String> { vars.get(name.strip_prefix('.').unwrap()) };
+    let mut out = String::new();
+    // One entry per open `if`: (this branch is taken, an earlier branch was taken).
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let emitting = |stack: &[(bool, bool)]| stack.iter().all(|(on, _)| *on);
+    let mut rest = PKG;
+    while let Some(start) = rest.find("{{") {
+        if emitting(&stack) {
+            out.push_str(&rest[..start]);
+        }
+        let end = rest[start..].find("}}").expect("unclosed {{") + start;
+        let action = rest[start + 2..end].trim();
+        rest = &rest[end + 2..];
+        let words: Vec<&str> = action.split_whitespace().collect();
+        match words.as_slice() {
+            ["if", "eq", v, lit] => {
+                let on = var(v).expect(v) == lit.trim_matches('"');
+                stack.push((on, on));
+            }
+            ["if", v] => {
+                let on = var(v).is_some_and(|s| !s.is_empty());
+                stack.push((on, on));
+            }
+            ["else", ..] => {
+                let (_, taken) = stack.pop().expect("else without if");
+                stack.push((!taken, true));
+            }
+            ["end", ..] => {
+                stack.pop().expect("end without if");
+            }
+            [v] if v.starts_with('.') => {
+                if emitting(&stack) {
+                    out.push_str(var(v).unwrap_or_else(|| panic!("pkg.yaml reads unset {v}")));
+                }
+            }
+            _ => panic!("unsupported template action {action:?}"),
+        }
+    }
+    assert!(stack.is_empty(), "unclosed if");
+    out.push_str(rest);
+    out
+}
+
+/// rust-toolchain.toml's release.
+fn toolchain_channel() -> String {
+    include_str!("../rust-toolchain.toml")
         .lines()
         .find_map(|l| l.strip_prefix("channel = "))
         .unwrap()
-        .trim_matches('"');
-    assert!(
-        text.contains(&format!("--default-toolchain {channel}")),
-        "pkg.yaml's Rust is not rust-toolchain.toml's {channel}"
-    );
-    for needle in [
-        "--target x86_64-unknown-linux-musl",
-        "/src/target/x86_64-unknown-linux-musl/dist/aws-iam-authenticator",
-        "--profile dist --locked --offline",
-        "/rootfs/usr/local/lib/containers/aws-iam-authenticator",
-        "$ctr/usr/local/bin/",
-        "/rootfs/usr/local/etc/containers/",
-        "extensions-validator validate --rootfs=/extensions-validator-rootfs --pkg-name=\"${PKG_NAME}\"",
-    ] {
-        assert!(text.contains(needle), "{needle}");
+        .trim_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn pkg_yaml_builds_the_documented_layout() {
+    for arch in ["x86_64", "aarch64"] {
+        let rendered = render_pkg(arch, &[]);
+        assert!(!rendered.contains("{{"), "unrendered template left");
+        let pkg: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
+        let m: Manifest = serde_saphyr::from_str(MANIFEST).unwrap();
+        assert_eq!(pkg["name"], m.metadata.name);
+        let text = rendered.as_str();
+        for needle in [
+            format!("--target {arch}-unknown-linux-musl"),
+            format!("/src/target/{arch}-unknown-linux-musl/dist/aws-iam-authenticator"),
+            format!("CC_{arch}_unknown_linux_musl: musl-gcc"),
+            "--profile dist --locked --offline".to_owned(),
+            "/rootfs/usr/local/lib/containers/aws-iam-authenticator".to_owned(),
+            "$ctr/usr/local/bin/".to_owned(),
+            "/rootfs/usr/local/etc/containers/".to_owned(),
+            "extensions-validator validate --rootfs=/extensions-validator-rootfs --pkg-name=\"${PKG_NAME}\"".to_owned(),
+        ] {
+            assert!(text.contains(&needle), "{arch}: {needle}");
+        }
+        // The tools image and the validator.
+        assert!(
+            pkg["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["stage"] == "base" && d["to"] == "/base-rootfs")
+        );
+        let steps = pkg["steps"].as_array().unwrap();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["network"] == "default" && s["prepare"].is_array())
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["network"] == "none" && s["build"].is_array())
+        );
+        let finalize = pkg["finalize"].as_array().unwrap();
+        assert_eq!(finalize[0]["from"], "/rootfs");
+        assert_eq!(finalize[1]["from"], "/pkg/manifest.yaml");
+        assert_eq!(finalize[1]["to"], "/");
     }
     // bldr's ARCH names, never Go's.
     assert!(!PKG.contains("arm64") && !PKG.contains("amd64"));
-    let steps = pkg["steps"].as_array().unwrap();
-    assert!(
-        steps
+}
+
+/// The toolchain comes as archives pinned by both checksums bldr verifies, for each
+/// architecture, of the release rust-toolchain.toml names; nothing is downloaded and run
+/// unchecked, and no step declares a cache it never uses.
+#[test]
+fn pkg_yaml_pins_the_rust_toolchain_by_sha256_and_sha512() {
+    let channel = toolchain_channel();
+    let vars: serde_json::Value = serde_saphyr::from_str(VARS).unwrap();
+    assert_eq!(vars["RUST_VERSION"], channel.as_str(), "vars.yaml");
+    let hex = |s: &serde_json::Value, len: usize| {
+        s.as_str()
+            .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for arch in ["x86_64", "aarch64"] {
+        let rendered = render_pkg(arch, &[]);
+        for banned in [
+            "rustup",
+            "curl",
+            "wget",
+            "| sh",
+            "|sh",
+            "| bash",
+            "cachePaths",
+        ] {
+            assert!(
+                !rendered.contains(banned),
+                "{arch}: pkg.yaml has {banned:?}"
+            );
+        }
+        let pkg: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
+        let steps = pkg["steps"].as_array().unwrap();
+        assert!(steps.iter().all(|s| s.get("cachePaths").is_none()));
+        let sources: Vec<_> = steps
             .iter()
-            .any(|s| s["network"] == "default" && s["prepare"].is_array())
-    );
-    assert!(
-        steps
+            .filter_map(|s| s["sources"].as_array())
+            .flatten()
+            .collect();
+        // rustc, cargo and the host's std (build scripts, proc macros), and the target's std.
+        let mut names: Vec<String> = sources
             .iter()
-            .any(|s| s["network"] == "none" && s["build"].is_array())
+            .map(|s| {
+                let url = s["url"].as_str().unwrap();
+                assert!(
+                    url.starts_with("https://static.rust-lang.org/dist/"),
+                    "{url}"
+                );
+                assert!(hex(&s["sha256"], 64) && hex(&s["sha512"], 128), "{s}");
+                // Each pair of checksums belongs to one archive.
+                assert!(seen.insert(s["sha512"].as_str().unwrap().to_owned()), "{s}");
+                url.rsplit('/').next().unwrap().to_owned()
+            })
+            .collect();
+        names.sort();
+        let want =
+            |c: &str, libc: &str| format!("{c}-{channel}-{arch}-unknown-linux-{libc}.tar.xz");
+        let mut expected = vec![
+            want("cargo", "gnu"),
+            want("rust-std", "gnu"),
+            want("rust-std", "musl"),
+            want("rustc", "gnu"),
+        ];
+        expected.sort();
+        assert_eq!(names, expected, "{arch}");
+        // What is installed is checked to be that release.
+        assert!(rendered.contains(&format!(
+            "test \"$(rustc --version | cut -d' ' -f2)\" = \"{channel}\""
+        )));
+    }
+}
+
+/// `--build-arg=COMMIT=…` is what `version` reports, and the package test checks it; a
+/// build without it leaves the commit unknown rather than empty.
+#[test]
+fn pkg_yaml_stamps_the_commit_it_is_given() {
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let with = render_pkg("x86_64", &[("COMMIT", commit)]);
+    let pkg: serde_json::Value = serde_saphyr::from_str(&with).unwrap();
+    let build = pkg["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s["build"].as_array())
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect::<String>();
+    let export = format!("export AWS_IAM_AUTHENTICATOR_COMMIT={commit}\n");
+    let cargo = build.find("cargo build").unwrap();
+    assert!(build.find(&export).is_some_and(|i| i < cargo), "{build}");
+    assert!(with.contains(&format!("grep -qF '\"Commit\":\"{commit}\"'")));
+    let without = render_pkg("x86_64", &[]);
+    assert!(!without.contains("AWS_IAM_AUTHENTICATOR_COMMIT"));
+    assert!(!without.contains("Commit"));
+    // The variable is the one the binary reads at compile time.
+    assert!(
+        include_str!("../src/lib.rs").contains("option_env!(\"AWS_IAM_AUTHENTICATOR_COMMIT\")")
     );
-    let finalize = pkg["finalize"].as_array().unwrap();
-    assert_eq!(finalize[0]["from"], "/rootfs");
-    assert_eq!(finalize[1]["from"], "/pkg/manifest.yaml");
-    assert_eq!(finalize[1]["to"], "/");
 }
 
 // ---- The built image tree ----
