@@ -607,6 +607,74 @@ fn daemonset_model_arm64() {
     daemonset_model("arm64");
 }
 
+/// A node with the extension and no ExtensionServiceConfig: the service must finish
+/// (boot waits for it), writing nothing.
+#[test]
+fn without_extension_service_config_the_service_finishes_and_writes_nothing() {
+    let Some(s) = setup("amd64") else { return };
+    let (outcome, runs) = s.ext.run_until_success(&s.node, None, 3, RESTART_INTERVAL);
+    let logs = runs
+        .last()
+        .map(runtime::Container::logs)
+        .unwrap_or_default();
+    assert_eq!(outcome, Outcome::Finished { attempts: 1 }, "{logs}");
+    assert_eq!(
+        file_names(&s.node.host(HOST_STATE_DIR)),
+        Vec::<String>::new()
+    );
+    let out = format!("{}{}", runs[0].stdout(), runs[0].stderr());
+    assert_eq!(out.lines().count(), 1, "{logs}");
+}
+
+/// A patch applied twice repeats the variables (containerd keeps both): the last value
+/// of each wins.
+#[test]
+fn repeated_variables_the_last_value_wins() {
+    let Some(s) = setup("amd64") else { return };
+    let mut config = ServiceConfig::from_document(&readme_extension_service_config());
+    let original = config.environment.clone();
+    config.environment = vec![
+        "CLUSTER_ID=an-older-cluster".to_owned(),
+        "HOSTNAME=node-1.example".to_owned(),
+    ];
+    config.environment.extend(original.iter().cloned());
+    config.environment.push("HOSTNAME=127.0.0.1".to_owned());
+    // The container gets both copies of each, in order.
+    let plan = s.ext.runner(&s.node, Some(&config));
+    let cluster_ids: Vec<_> = plan
+        .env
+        .iter()
+        .filter(|e| e.starts_with("CLUSTER_ID="))
+        .collect();
+    assert_eq!(
+        cluster_ids,
+        [
+            "CLUSTER_ID=an-older-cluster",
+            &format!("CLUSTER_ID={CLUSTER_ID}")
+        ]
+    );
+    let (outcome, runs) = s
+        .ext
+        .run_until_success(&s.node, Some(&config), 2, RESTART_INTERVAL);
+    let logs = runs
+        .last()
+        .map(runtime::Container::logs)
+        .unwrap_or_default();
+    assert_eq!(outcome, Outcome::Finished { attempts: 1 }, "{logs}");
+    assert_initialised(&s);
+    let kubeconfig =
+        fs::read_to_string(s.node.host(HOST_STATE_DIR).join("kubeconfig.yaml")).unwrap();
+    assert!(
+        kubeconfig.contains("https://127.0.0.1:21362/"),
+        "{kubeconfig}"
+    );
+    let config_yaml: Value = serde_saphyr::from_str(
+        &fs::read_to_string(s.node.host(HOST_STATE_DIR).join("config.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config_yaml["clusterID"], CLUSTER_ID);
+}
+
 /// `restart: untilSuccess`: a configuration missing CLUSTER_ID fails every run, each
 /// retried after the interval, writing nothing; a corrected configuration (Talos restarts
 /// the service on a changed ExtensionServiceConfig) then finishes.
@@ -639,6 +707,43 @@ fn a_failing_run_is_retried_until_a_corrected_config_succeeds() {
         .unwrap_or_default();
     assert_eq!(outcome, Outcome::Finished { attempts: 1 }, "{logs}");
     assert_initialised(&s);
+}
+
+/// `SERVE=true`: the extension serves the webhook itself (STS through the node's
+/// /etc/hosts and CA roots, mounted as the spec says); SIGTERM from Talos drains it and
+/// it exits 0. With `LOG_FORMAT=json` every line it prints is JSON.
+fn serve_model(arch: &str) {
+    let Some(s) = setup(arch) else { return };
+    let mut config = ServiceConfig::from_document(&readme_extension_service_config());
+    // As the README's serve-mode section says: AWS_REGION off EC2.
+    config.environment.push("SERVE=true".to_owned());
+    config.environment.push(format!("AWS_REGION={REGION}"));
+    config.environment.push("LOG_FORMAT=json".to_owned());
+    let mut service = s.ext.start(&s.node, Some(&config));
+    wait_ready(&s.node, &mut service);
+    assert_mount_points_shipped(&s, &service, &config);
+    assert_initialised(&s);
+    reviews_through_the_kubeconfig(&s);
+    service.terminate();
+    let status = service.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", service.logs());
+    for line in service.stdout().lines().chain(service.stderr().lines()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not JSON: {line}\n{}",
+            service.logs()
+        );
+    }
+}
+
+#[test]
+fn serve_model_amd64() {
+    serve_model("amd64");
+}
+
+#[test]
+fn serve_model_arm64() {
+    serve_model("arm64");
 }
 
 #[test]

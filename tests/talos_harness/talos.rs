@@ -443,7 +443,6 @@ impl Extension {
     }
 
     /// Starts the service once (a long-running one: the caller stops it).
-    #[allow(dead_code)]
     pub fn start(&self, node: &Node, config: Option<&ServiceConfig>) -> Container {
         assert_eq!(self.waiting_for(node, config), None);
         node.start(&self.runner(node, config))
