@@ -319,6 +319,12 @@ pub fn stage(plan_file: &Path) -> Result<Infallible, String> {
     nix::unistd::setgid(gid).map_err(|e| format!("setgid: {e}"))?;
     nix::unistd::setuid(nix::unistd::Uid::from_raw(plan.uid))
         .map_err(|e| format!("setuid: {e}"))?;
+    // `unshare --kill-child` set the parent-death signal on the process it forked, but the
+    // test harness may run this stage on another thread, whose exec leaves that setting
+    // behind (it is per thread, and a credential change clears it too): set it again, so
+    // a test that dies takes its container with it.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| format!("prctl: {e}"))?;
 
     let cstr = |s: &str| CString::new(s).map_err(|e| e.to_string());
     let args = plan
