@@ -326,22 +326,6 @@ impl RoleMapping {
             _ => self.rolearn.to_lowercase(),
         }
     }
-
-    /// Whether this mapping applies to the canonical ARN `arn` (case-insensitive). SSO
-    /// mappings match only when `sso_enabled` (feature gate `SSORoleMatch`).
-    // upstream: pkg/config/types.go compares the lower-cased rolearn as written, so a
-    // rolearn with a path never matches (STS omits the path); we compare its
-    // path-stripped canonical form (see `role_arn_key`).
-    pub fn matches(&self, arn: &str, sso_enabled: bool) -> bool {
-        if !self.rolearn.is_empty() {
-            let key = role_arn_key(&self.rolearn).unwrap_or_else(|_| self.rolearn.to_lowercase());
-            return key == arn.to_lowercase();
-        }
-        match &self.sso {
-            Some(sso) => sso_enabled && sso.matches(arn),
-            None => false,
-        }
-    }
 }
 
 impl UserMapping {
@@ -357,11 +341,6 @@ impl UserMapping {
     /// Upstream's `Key()`: `userarn` as written.
     pub fn key(&self) -> String {
         self.userarn.clone()
-    }
-
-    /// Whether this mapping applies to the canonical ARN `arn` (case-insensitive).
-    pub fn matches(&self, arn: &str) -> bool {
-        self.userarn.eq_ignore_ascii_case(arn)
     }
 }
 
@@ -422,9 +401,6 @@ mod tests {
         assert!(m.matches(yes));
         assert!(m.matches(&yes.to_uppercase().replace("ARN:AWS:IAM", "arn:aws:iam")));
         assert!(!m.matches(no));
-        // The gate is off: SSO entries validate but never match.
-        assert!(rm.matches(yes, true));
-        assert!(!rm.matches(yes, false));
         // Other account, other partition.
         assert!(!m.matches("arn:aws:iam::111111111111:role/awsreservedsso_viewonlyaccess_abcdefg"));
         assert!(
@@ -518,8 +494,6 @@ mod tests {
             role_arn_key(&r.rolearn).unwrap(),
             "arn:aws:iam::012345678912:role/admin"
         );
-        assert!(r.matches("arn:aws:iam::012345678912:role/Admin", false));
-        assert!(!r.matches("arn:aws:iam::012345678912:role/Team", false));
         assert_eq!(
             role_arn_key("arn:aws:sts::012345678912:assumed-role/Admin/s").unwrap(),
             "arn:aws:iam::012345678912:role/admin"
@@ -530,8 +504,6 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(u.key(), "arn:aws:iam::012345678912:user/Path/Alice");
-        assert!(u.matches("arn:aws:iam::012345678912:user/path/alice"));
-        assert!(!u.matches("arn:aws:iam::012345678912:user/alice"));
         assert_eq!(
             user_arn_key(&u.userarn).unwrap(),
             "arn:aws:iam::012345678912:user/path/alice"

@@ -33,11 +33,11 @@
 //!
 //! `mapRoles` entries with an `sso:` block (IAM Identity Center permission sets) match
 //! only with the `SSORoleMatch` feature gate, as upstream, using the corrected matcher
-//! of [`SsoArnMatcher::matches`] (explicit partitions work; permission set `Admin` does
+//! of [`crate::config::types::SsoArnMatcher::matches`] (explicit partitions work; permission set `Admin` does
 //! not match `Admin_ReadOnly`'s roles). Entries are tried in the order written and the
 //! first match wins.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -49,11 +49,10 @@ use kube::runtime::watcher::{self, Event, watcher};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::table::{RoleKey, Table, user_key};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::ServerConfig;
-use crate::config::types::{
-    BackendMode, RoleMapping, SsoArnMatcher, UserMapping, role_arn_key, user_arn_key,
-};
+use crate::config::types::{BackendMode, RoleMapping, UserMapping, role_arn_key, user_arn_key};
 use crate::identity::Identity;
 use crate::metrics::{self, BackendLabel, EntryLabels};
 
@@ -262,73 +261,31 @@ pub fn parse(data: &BTreeMap<String, String>) -> ParsedAwsAuth {
     }
 }
 
-/// How a role entry is matched.
-#[derive(Debug, Clone)]
-enum RoleKey {
-    /// The canonical, path-stripped, lower-cased role ARN.
-    Arn(String),
-    /// An IAM Identity Center permission set (only with the `SSORoleMatch` gate).
-    Sso(SsoArnMatcher),
-}
-
-/// The lookup tables built from an [`AwsAuth`].
+/// The mappings in force and their lookup table.
 #[derive(Debug, Default)]
 struct Tables {
     source: AwsAuth,
-    roles: Vec<(RoleKey, RoleMapping)>,
-    users: Vec<(String, UserMapping)>,
-    accounts: HashSet<String>,
+    table: Table,
 }
 
 impl Tables {
+    /// Indexes `source`; entries without a key were reported by [`parse`] and are left out.
     fn new(source: AwsAuth) -> Self {
-        let roles = source
-            .roles
-            .iter()
-            .filter_map(|r| match &r.sso {
-                Some(sso) => Some((RoleKey::Sso(sso.clone()), r.clone())),
-                None => role_arn_key(&r.rolearn)
-                    .ok()
-                    .map(|k| (RoleKey::Arn(k), r.clone())),
-            })
-            .collect();
-        let users = source
-            .users
-            .iter()
-            .filter_map(|u| user_arn_key(&u.userarn).ok().map(|k| (k, u.clone())))
-            .collect();
-        let accounts = source.accounts.iter().cloned().collect();
-        Self {
-            source,
-            roles,
-            users,
-            accounts,
+        let mut table = Table::default();
+        for r in &source.roles {
+            if let Ok(key) = RoleKey::of(r) {
+                table.push_role(key, r.clone());
+            }
         }
-    }
-
-    /// The mapping for the canonical ARN `arn`: the first role entry that matches, else
-    /// the first user entry.
-    fn lookup(&self, arn: &str, sso_enabled: bool) -> Result<IdentityMapping, MapError> {
-        let arn = arn.to_ascii_lowercase();
-        let role = self.roles.iter().find(|(key, _)| match key {
-            RoleKey::Arn(k) => *k == arn,
-            RoleKey::Sso(sso) => sso_enabled && sso.matches(&arn),
-        });
-        if let Some((_, m)) = role {
-            return Ok(IdentityMapping {
-                key: arn,
-                username: m.username.clone(),
-                groups: m.groups.clone(),
-            });
+        for u in &source.users {
+            if let Ok(key) = user_key(u) {
+                table.push_user(key, u.clone());
+            }
         }
-        if let Some((key, m)) = self.users.iter().find(|(k, _)| *k == arn) {
-            return Ok(IdentityMapping {
-                key: key.clone(),
-                username: m.username.clone(),
-                groups: m.groups.clone(),
-            });
+        for a in &source.accounts {
+            table.push_account(a.clone());
         }
-        Err(MapError::NotMapped)
+        Self { source, table }
     }
 }
 
@@ -525,11 +482,12 @@ impl Mapper for ConfigMapMapper {
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         self.shared
             .current()
+            .table
             .lookup(&identity.canonical_arn, self.shared.settings.sso_role_match)
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {
-        self.shared.current().accounts.contains(account)
+        self.shared.current().table.is_account_allowed(account)
     }
 
     fn is_ready(&self) -> bool {
@@ -722,13 +680,17 @@ mod tests {
         // The same ARN, the same key as MountedFile and DynamicFile give it.
         let file_key = |arn| crate::config::types::user_arn_key(arn).unwrap();
         assert_eq!(
-            t.users.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            t.table
+                .users()
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>(),
             [
                 file_key("arn:aws:sts::555555555555:assumed-role/Deploy/ci"),
                 file_key("ARN:AWS:IAM::555555555555:USER/Path/Alice"),
             ]
         );
-        let found = |arn: &str| t.lookup(arn, false).map(|m| m.username);
+        let found = |arn: &str| t.table.lookup(arn, false).map(|m| m.username);
         assert_eq!(
             found("arn:aws:iam::555555555555:role/Deploy").as_deref(),
             Ok("deploy")

@@ -5,13 +5,14 @@
 //! `doMapping`). Lookups are synchronous and in memory: backends that follow a file or
 //! the Kubernetes API keep their state current in background tasks. Files (the config
 //! file's mappings, the DynamicFile, the dynamic backend-mode file) are followed by
-//! [`watch`].
+//! [`watch`]. Lookups go through one [`table::Table`] per version of a source.
 
 pub mod chain;
 pub mod configmap;
 pub mod crd;
 pub mod dynamic_file;
 pub mod file;
+pub mod table;
 pub mod template;
 pub mod watch;
 

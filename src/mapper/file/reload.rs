@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::{debug, info, warn};
 
-use super::{Error, FileMapper, Index, role_key, user_key};
+use super::{Error, FileMapper, build, is_built_from};
 use crate::config::types::{BackendMode, RoleMapping, UserMapping};
 use crate::config::{ConfigFile, ServerConfig, ServerFlags};
+use crate::mapper::table::{RoleKey, user_key};
 use crate::mapper::watch::{self, Event, FileWatch};
 use crate::metrics::{self, BackendLabel, EntryLabels};
 
@@ -63,7 +64,7 @@ impl FileMapper {
             &config.user_mappings,
             &config.account_mappings,
         );
-        let unchanged = self.current().is_built_from(roles, users, accounts);
+        let unchanged = is_built_from(&self.current(), roles, users, accounts);
         // The first version read is, unless it changed during startup, the one the server
         // started with, whose warnings were logged then: say them again only when this
         // version changes something or warns about something new.
@@ -87,7 +88,7 @@ impl FileMapper {
         if unchanged {
             debug!(path = %path.display(), "configuration file changed; MountedFile mappings unchanged");
         } else {
-            match Index::build(roles, users, accounts) {
+            match build(roles, users, accounts) {
                 Ok(index) => {
                     self.install(index);
                     info!(
@@ -267,7 +268,7 @@ fn invalid_entries(file: &ConfigFile) -> Vec<String> {
                 .unwrap_or_default()
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| role_key(m).is_err())
+                .filter(|(_, m)| RoleKey::of(m).is_err())
                 .map(|(i, _)| format!("server.mapRoles[{i}]")),
         ),
         Err(_) => out.push("server.mapRoles".to_owned()),
