@@ -45,8 +45,9 @@
 //!   order) ─▶ templates, reserved prefixes ─▶ TokenReview status: allowed, or denied with a reason
 //! ```
 //!
-//! Nothing a client sends can produce a 500: bad input is a deny review (403), a
-//! malformed request a 400/405, an STS throttle a 429.
+//! Nothing a client sends can produce a 500: a refused token is a 200 review with
+//! `authenticated: false`, a malformed request a 400/405/408/413; only STS itself failing
+//! gives the 429/500/504 answers kube-apiserver retries (see [`server::outcome`]).
 
 pub mod arn;
 pub mod aws;

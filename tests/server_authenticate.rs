@@ -12,7 +12,7 @@ use aws_iam_authenticator::identity::Identity;
 use aws_iam_authenticator::server::authenticate::{BoxFuture, MAX_BODY_BYTES};
 use aws_iam_authenticator::server::review::{V1, V1BETA1};
 use aws_iam_authenticator::server::{
-    App, Authenticate, IdentityMapper, MappedUser, TokenVerifier, Verified,
+    App, Authenticate, DenyStatus, IdentityMapper, MappedUser, TokenVerifier, Verified,
 };
 use aws_iam_authenticator::token::{Token, VerifyError};
 use bytes::Bytes;
@@ -86,6 +86,7 @@ fn client() -> SocketAddr {
 struct Answer {
     status: StatusCode,
     content_type: String,
+    retry_after: Option<String>,
     body: Bytes,
 }
 
@@ -123,10 +124,15 @@ async fn call(app: &App, method: Method, path: &str, body: Option<Vec<u8>>) -> A
         .get(http::header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
+    let retry_after = r
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_owned());
     let body = r.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         content_type,
+        retry_after,
         body,
     }
 }
@@ -152,7 +158,24 @@ async fn authenticate(app: &App, version: &str, token: &str) -> Answer {
     .await
 }
 
-fn assert_denied(a: &Answer, status: StatusCode, version: &str) {
+/// A definitive denial as kube-apiserver wants it: 200, `authenticated: false`, no
+/// `status.error` (a non-empty one turns the denial into a webhook error).
+fn assert_denied(a: &Answer, version: &str) {
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.content_type, "application/json; charset=UTF-8");
+    let v = a.json();
+    assert_eq!(
+        v,
+        json!({
+            "apiVersion": version, "kind": "TokenReview", "metadata": {}, "spec": {},
+            "status": {"authenticated": false, "user": {}}
+        })
+    );
+    assert_eq!(a.retry_after, None);
+}
+
+/// A non-2xx answer (a failure to kube-apiserver) with the reason in `status.error`.
+fn assert_failed(a: &Answer, status: StatusCode, version: &str) {
     assert_eq!(a.status, status, "{}", a.text());
     assert_eq!(a.content_type, "application/json; charset=UTF-8");
     let v = a.json();
@@ -237,40 +260,70 @@ async fn empty_token_is_denied() {
     let app = app(Ok(test_identity()), &[]);
     for v in [V1, V1BETA1] {
         let a = authenticate(&app, v, "").await;
-        assert_denied(&a, StatusCode::FORBIDDEN, v);
+        assert_denied(&a, v);
     }
 }
 
+fn sts_down() -> VerifyError {
+    VerifyError::StsUnavailable {
+        message: "error during GET: connection refused on us-west-2 endpoint".into(),
+        timed_out: false,
+    }
+}
+
+fn sts_slow() -> VerifyError {
+    VerifyError::StsUnavailable {
+        message: "error during GET: timeout after 10s awaiting response headers".into(),
+        timed_out: true,
+    }
+}
+
+/// Definitive denials are 200s; throttling is a 429 with `Retry-After`, an STS timeout a
+/// 504 and any other STS failure a 500: the answers kube-apiserver retries.
 #[tokio::test]
 async fn verifier_errors() {
-    let cases = [
-        (
-            VerifyError::Plain("an error".into()),
-            StatusCode::FORBIDDEN,
-            "invalid_token",
-        ),
+    let denials = [
+        (VerifyError::Plain("an error".into()), "invalid_token"),
         (
             VerifyError::Format("token is too large".into()),
-            StatusCode::FORBIDDEN,
             "invalid_token",
         ),
         (
             VerifyError::Sts("error from AWS (expected 200, got 403)".into()),
-            StatusCode::FORBIDDEN,
             "sts_error",
         ),
-        (
-            VerifyError::Throttled("Throttling".into()),
-            StatusCode::TOO_MANY_REQUESTS,
-            "sts_throttling",
-        ),
     ];
-    for (err, status, label) in cases {
+    for (err, label) in denials {
         for v in [V1, V1BETA1] {
             let before = metric_count(label);
             let app = app(Err(err.clone()), &[]);
             let a = authenticate(&app, v, TOKEN).await;
-            assert_denied(&a, status, v);
+            assert_denied(&a, v);
+            assert!(metric_count(label) > before, "{label}");
+        }
+    }
+    let failures = [
+        (
+            VerifyError::Throttled("Throttling".into()),
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("1"),
+            "sts_throttling",
+        ),
+        (sts_slow(), StatusCode::GATEWAY_TIMEOUT, None, "sts_error"),
+        (
+            sts_down(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "sts_error",
+        ),
+    ];
+    for (err, status, retry_after, label) in failures {
+        for v in [V1, V1BETA1] {
+            let before = metric_count(label);
+            let app = app(Err(err.clone()), &[]);
+            let a = authenticate(&app, v, TOKEN).await;
+            assert_failed(&a, status, v);
+            assert_eq!(a.retry_after.as_deref(), retry_after, "{status}");
             assert!(!a.text().contains(TOKEN));
             assert!(metric_count(label) > before, "{label}");
         }
@@ -286,8 +339,49 @@ async fn unmapped_is_denied() {
         let before = metric_count("uknown_user");
         let app = app(Ok(id.clone()), &[]);
         let a = authenticate(&app, v, TOKEN).await;
-        assert_denied(&a, StatusCode::FORBIDDEN, v);
+        assert_denied(&a, v);
         assert!(metric_count("uknown_user") > before);
+    }
+}
+
+/// `--deny-with-forbidden`: every definitive denial is upstream's 403 with a reason;
+/// transient failures keep the answers the apiserver retries.
+#[tokio::test]
+async fn deny_with_forbidden_restores_upstream_403() {
+    let forbidden = |verify: Result<Identity, VerifyError>| {
+        App::new(
+            Authenticate::new(
+                Arc::new(FakeVerifier(verify)),
+                Arc::new(test_mapper()),
+                Vec::new(),
+            )
+            .with_deny_status(DenyStatus::Forbidden),
+        )
+    };
+    let mut unmapped = test_identity();
+    unmapped.canonical_arn = "arn:aws:iam::0123456789012:role/Other".into();
+    for v in [V1, V1BETA1] {
+        let a = authenticate(&forbidden(Ok(test_identity())), v, "").await;
+        assert_failed(&a, StatusCode::FORBIDDEN, v);
+        assert_eq!(a.json()["status"]["error"], "invalid token: empty");
+        for err in [
+            VerifyError::Format("bad".into()),
+            VerifyError::Sts("got 403".into()),
+        ] {
+            let a = authenticate(&forbidden(Err(err)), v, TOKEN).await;
+            assert_failed(&a, StatusCode::FORBIDDEN, v);
+        }
+        let a = authenticate(&forbidden(Ok(unmapped.clone())), v, TOKEN).await;
+        assert_failed(&a, StatusCode::FORBIDDEN, v);
+        assert_eq!(
+            a.json()["status"]["error"],
+            "ARN is not mapped: arn:aws:iam::0123456789012:role/Other"
+        );
+        let a = authenticate(&forbidden(Err(sts_down())), v, TOKEN).await;
+        assert_failed(&a, StatusCode::INTERNAL_SERVER_ERROR, v);
+        let a = authenticate(&forbidden(Ok(test_identity())), v, TOKEN).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.json()["status"]["authenticated"], true);
     }
 }
 

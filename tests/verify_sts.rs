@@ -418,7 +418,13 @@ async fn connection_refused() {
     };
     let v = verifier_for(port, None, Duration::from_secs(5));
     let e = v.verify(&token()).await.unwrap_err();
-    assert!(matches!(e, VerifyError::Sts(_)));
+    assert!(matches!(
+        e,
+        VerifyError::StsUnavailable {
+            timed_out: false,
+            ..
+        }
+    ));
     let text = e.to_string();
     eprintln!("{text}");
     assert!(
@@ -457,6 +463,40 @@ async fn a_silent_server_times_out() {
     let e = v.verify(&token()).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(e.to_string().contains("error during GET: timeout"), "{e}");
+    assert!(matches!(
+        e,
+        VerifyError::StsUnavailable {
+            timed_out: true,
+            ..
+        }
+    ));
+}
+
+/// A 5xx is STS failing, not a verdict on the token: the webhook answers it so the
+/// apiserver retries.
+#[tokio::test]
+async fn a_failing_sts_is_unavailable_not_a_denial() {
+    let s = start(reply(
+        503,
+        "<ErrorResponse>ServiceUnavailable</ErrorResponse>",
+    ))
+    .await;
+    let e = verifier(&s).verify(&token()).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::StsUnavailable {
+                timed_out: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("sts getCallerIdentity failed: error from AWS (expected 200, got 503)"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -617,7 +657,10 @@ async fn sts_region_labels_stay_a_closed_set() {
         let url = token_url().replace(HOST, host);
         let token = format!("k8s-aws-v1.{}", URL_SAFE_NO_PAD.encode(&url));
         let e = v.verify(&token).await.unwrap_err();
-        assert!(matches!(e, VerifyError::Sts(_)), "{host}: {e}");
+        assert!(
+            matches!(e, VerifyError::StsUnavailable { .. }),
+            "{host}: {e}"
+        );
     }
 
     let known: Vec<&str> = Partition::ALL

@@ -17,7 +17,8 @@ use crate::mapper::file::ConfigSource;
 use crate::server::cache::DEFAULT_CAPACITY;
 use crate::server::listener::DEFAULT_MAX_CONNECTIONS;
 use crate::server::{
-    App, Authenticate, CacheConfig, IdentityCache, ListenerConfig, Server, TokenVerifier,
+    App, Authenticate, CacheConfig, DenyStatus, IdentityCache, ListenerConfig, Server,
+    TokenVerifier,
 };
 use crate::shutdown::{Shutdown, parse_duration};
 use crate::sts;
@@ -96,6 +97,15 @@ pub struct ServerArgs {
     /// A client that has not sent a request's headers within this time is disconnected (e.g. 10s)
     #[arg(long = "read-header-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub read_header_timeout: Duration,
+    /// Answer every denied TokenReview with HTTP 403, as upstream does, instead of 200 with authenticated=false (kube-apiserver logs each 403 as a webhook failure)
+    #[arg(
+        long = "deny-with-forbidden",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub deny_with_forbidden: Option<bool>,
     /// Most connections served at once per listener; more wait to be accepted
     #[arg(long = "max-connections", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
@@ -122,6 +132,7 @@ impl ServerArgs {
             health_address: self.health_address,
             sts_resolve: self.sts_resolve.clone(),
             sts_ca_file: self.sts_ca_file.clone(),
+            deny_with_forbidden: self.deny_with_forbidden,
         }
     }
 
@@ -205,11 +216,19 @@ async fn serve(
     let verifier = Verifier::new(config.cluster_id.clone(), config.partition, region, sts);
     let verifier: Arc<dyn TokenVerifier> =
         Arc::new(IdentityCache::new(Arc::new(verifier), options.cache));
-    let app = App::new(Authenticate::new(
-        verifier,
-        Arc::new(chain),
-        config.scrubbed_accounts.iter().cloned(),
-    ));
+    let deny = if config.deny_with_forbidden {
+        DenyStatus::Forbidden
+    } else {
+        DenyStatus::Ok
+    };
+    let app = App::new(
+        Authenticate::new(
+            verifier,
+            Arc::new(chain),
+            config.scrubbed_accounts.iter().cloned(),
+        )
+        .with_deny_status(deny),
+    );
 
     let address = bind_address(&config.address, config.port).await?;
     let server = Server::bind(

@@ -95,6 +95,9 @@ pub struct ServerConfig {
     pub health_address: SocketAddr,
     /// How STS is reached.
     pub sts: StsOptions,
+    /// Answer every definitive denial 403, as upstream (`--deny-with-forbidden`,
+    /// `server.denyWithForbidden`); default: 200 with `authenticated: false`.
+    pub deny_with_forbidden: bool,
 }
 
 /// Server settings as given on the command line (`None`: not given). `ServerConfig::resolve`
@@ -135,6 +138,8 @@ pub struct ServerFlags {
     pub sts_resolve: Vec<(String, SocketAddr)>,
     /// `--sts-ca-file`.
     pub sts_ca_file: Option<PathBuf>,
+    /// `--deny-with-forbidden`.
+    pub deny_with_forbidden: Option<bool>,
 }
 
 /// Why the server configuration is unusable. The texts are upstream's (`getConfig()` in
@@ -232,6 +237,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "server.dynamicfilepath",
     "server.dynamicfileuseridstrict",
     "server.dynamicbackendmodepath",
+    // ours
+    "server.denywithforbidden",
 ];
 
 /// One `server.reservedPrefixConfig` entry (keys already lower-cased by [`ConfigFile`]).
@@ -424,6 +431,10 @@ impl ServerConfig {
             Some(b) => b,
             None => get_bool("server.kubeconfigPregenerated")?.unwrap_or(false),
         };
+        let deny_with_forbidden = match flags.deny_with_forbidden {
+            Some(b) => b,
+            None => get_bool("server.denyWithForbidden")?.unwrap_or(false),
+        };
         let kubeconfig = flags
             .kubeconfig
             .clone()
@@ -580,6 +591,7 @@ impl ServerConfig {
                 resolve: flags.sts_resolve,
                 ca_file: flags.sts_ca_file,
             },
+            deny_with_forbidden,
         };
         Ok((config, warnings))
     }
@@ -588,6 +600,7 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// Names are quoted as Go's `%q` quotes them (`\x1b`, not Rust's `\u{1b}`).
     #[test]
@@ -606,5 +619,46 @@ mod tests {
             e.contains(r#"backend-mode ["MountedFile" "File"] has duplicates"#),
             "{e}"
         );
+    }
+
+    fn resolve(flag: Option<bool>, yaml: &str) -> ServerConfig {
+        let file = ConfigFile::parse(Path::new("c.yaml"), yaml).unwrap();
+        let flags = ServerFlags {
+            deny_with_forbidden: flag,
+            ..ServerFlags::default()
+        };
+        ServerConfig::resolve(flags, Some(&file)).unwrap().0
+    }
+
+    #[test]
+    fn deny_with_forbidden_flag_over_file_over_default() {
+        let cases = [
+            (None, "clusterID: c\n", false),
+            (
+                None,
+                "clusterID: c\nserver:\n  denyWithForbidden: true\n",
+                true,
+            ),
+            (
+                Some(false),
+                "clusterID: c\nserver:\n  denyWithForbidden: true\n",
+                false,
+            ),
+            (Some(true), "clusterID: c\n", true),
+        ];
+        for (flag, yaml, want) in cases {
+            assert_eq!(
+                resolve(flag, yaml).deny_with_forbidden,
+                want,
+                "{flag:?} {yaml}"
+            );
+        }
+        let file = ConfigFile::parse(
+            Path::new("c.yaml"),
+            "clusterID: c\nserver:\n  denyWithForbidden: maybe\n",
+        )
+        .unwrap();
+        let e = ServerConfig::resolve(ServerFlags::default(), Some(&file)).unwrap_err();
+        assert!(e.to_string().contains("c.yaml"), "{e}");
     }
 }

@@ -11,15 +11,22 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
+use tracing::Instrument as _;
 
 use crate::identity::Identity;
 use crate::metrics::{self, ResultLabel};
 use crate::token::{Token, VerifyError};
 
-use super::review::{TokenReview, TokenReviewRequest, UserInfo};
+use super::outcome::{Denial, DenyStatus, Malformed, Outcome, Unavailable};
+use super::review::{TokenReviewRequest, UserInfo};
+
+pub use super::outcome::{
+    LABEL_INVALID_TOKEN, LABEL_MALFORMED, LABEL_STS_ERROR, LABEL_STS_THROTTLING, LABEL_SUCCESS,
+    LABEL_UNKNOWN_USER,
+};
 
 /// A boxed, sendable future: what the object-safe traits below return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -30,18 +37,6 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// upstream: pkg/server/server.go reads bodies without a limit; we stop at 64 KiB and answer
 /// 413 because an unbounded read lets any client exhaust memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The `result` label for requests that never reach the verifier.
-pub const LABEL_MALFORMED: &str = "malformed_request";
-/// The `result` label for a token refused before or by STS validation.
-pub const LABEL_INVALID_TOKEN: &str = "invalid_token";
-/// The `result` label for a mapping failure.
-///
-/// upstream: pkg/metrics/metrics.go spells it `uknown_user`; we keep the typo so existing
-/// dashboards and alerts keep matching.
-pub const LABEL_UNKNOWN_USER: &str = "uknown_user";
-/// The `result` label for an accepted token.
-pub const LABEL_SUCCESS: &str = "success";
 
 /// A token STS has vouched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +59,7 @@ pub use crate::mapper::chain::MappedUser;
 
 /// Turns a verified identity into a Kubernetes user (the mapper chain).
 pub trait IdentityMapper: Send + Sync + 'static {
-    /// Maps `identity`; the error is the deny reason (safe to log and to send back).
+    /// Maps `identity`; the error is the deny reason (safe to log).
     fn map<'a>(&'a self, identity: &'a Identity) -> BoxFuture<'a, Result<MappedUser, String>>;
 
     /// Whether every backend has loaded its source (readiness).
@@ -77,27 +72,22 @@ pub struct Authenticate {
     verifier: Arc<dyn TokenVerifier>,
     mapper: Arc<dyn IdentityMapper>,
     scrubbed_accounts: Arc<HashSet<String>>,
+    deny: DenyStatus,
 }
 
 impl std::fmt::Debug for Authenticate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticate")
             .field("scrubbed_accounts", &self.scrubbed_accounts)
+            .field("deny", &self.deny)
             .finish_non_exhaustive()
     }
 }
 
-/// Where a request came from, for log fields.
-#[derive(Debug, Clone, Copy)]
-struct RequestInfo<'a> {
-    path: &'a str,
-    method: &'a Method,
-    client: SocketAddr,
-}
-
 impl Authenticate {
     /// A handler verifying with `verifier`, mapping with `mapper`, and scrubbing the
-    /// identities of `scrubbed_accounts` (`server.scrubbedAccounts`).
+    /// identities of `scrubbed_accounts` (`server.scrubbedAccounts`). Denials are answered
+    /// 200 (see [`DenyStatus`]).
     pub fn new(
         verifier: Arc<dyn TokenVerifier>,
         mapper: Arc<dyn IdentityMapper>,
@@ -107,7 +97,15 @@ impl Authenticate {
             verifier,
             mapper,
             scrubbed_accounts: Arc::new(scrubbed_accounts.into_iter().collect()),
+            deny: DenyStatus::default(),
         }
+    }
+
+    /// Answers definitive denials as `deny` says.
+    #[must_use]
+    pub fn with_deny_status(mut self, deny: DenyStatus) -> Self {
+        self.deny = deny;
+        self
     }
 
     /// Whether the mapper is ready.
@@ -121,8 +119,8 @@ impl Authenticate {
         !self.scrubbed_accounts.contains(account)
     }
 
-    /// Handles one request. `client` is the peer address, for logs. Never panics on input
-    /// and never answers 500.
+    /// Handles one request: read, verdict, response, under one span carrying the peer
+    /// (`client`), method and path. Never panics on input.
     pub async fn handle<B>(&self, req: Request<B>, client: SocketAddr) -> Response<Full<Bytes>>
     where
         B: Body<Data = Bytes>,
@@ -130,124 +128,49 @@ impl Authenticate {
     {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
-        let info = RequestInfo {
-            path: parts.uri.path(),
-            method: &parts.method,
-            client,
-        };
-        let (label, response) = self.decide(info, body).await;
+        let span = tracing::info_span!(
+            "authenticate",
+            path = parts.uri.path(),
+            client = %client,
+            method = %parts.method,
+        );
+        let outcome = async {
+            match read(&parts.method, body).await {
+                Ok(review) => self.verdict(review).await,
+                Err(malformed) => Outcome::Malformed(malformed),
+            }
+        }
+        .instrument(span)
+        .await;
         metrics::global()
             .authenticate_latency
             .get_or_create(&ResultLabel {
-                result: label.to_owned(),
+                result: outcome.label().to_owned(),
             })
             .observe(start.elapsed().as_secs_f64());
-        response
+        outcome.into_response(self.deny)
     }
 
-    async fn decide<B>(
-        &self,
-        info: RequestInfo<'_>,
-        body: B,
-    ) -> (&'static str, Response<Full<Bytes>>)
-    where
-        B: Body<Data = Bytes>,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        if info.method != Method::POST {
-            return (
-                LABEL_MALFORMED,
-                text(StatusCode::METHOD_NOT_ALLOWED, "expected POST\n"),
-            );
-        }
-        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    tracing::warn!(
-                        path = info.path,
-                        client = %info.client,
-                        method = %info.method,
-                        limit = MAX_BODY_BYTES,
-                        "request body too large"
-                    );
-                    return (
-                        LABEL_MALFORMED,
-                        text(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "expected a request body of at most 65536 bytes\n",
-                        ),
-                    );
-                }
-                // The client went away or broke the framing mid-body: treat it as no body.
-                tracing::debug!(client = %info.client, error = %e, "could not read request body");
-                return (
-                    LABEL_MALFORMED,
-                    text(StatusCode::BAD_REQUEST, "expected a request body\n"),
-                );
-            }
-        };
-        if bytes.is_empty() {
-            return (
-                LABEL_MALFORMED,
-                text(StatusCode::BAD_REQUEST, "expected a request body\n"),
-            );
-        }
-        // Like Go's json.Decoder, read the first JSON value and ignore whatever follows.
-        let review: TokenReviewRequest = match serde_json::Deserializer::from_slice(&bytes)
-            .into_iter::<TokenReviewRequest>()
-            .next()
-        {
-            Some(Ok(r)) => r,
-            _ => {
-                return (
-                    LABEL_MALFORMED,
-                    text(
-                        StatusCode::BAD_REQUEST,
-                        "expected a request body to be a TokenReview\n",
-                    ),
-                );
-            }
-        };
+    /// The verdict on a well-formed TokenReview.
+    async fn verdict(&self, review: TokenReviewRequest) -> Outcome {
         let version = review.response_api_version();
         let token = Token::new(review.spec.token);
         if token.expose().is_empty() {
-            log_denied(info, "token is empty");
-            return (
-                LABEL_INVALID_TOKEN,
-                review_response(
-                    StatusCode::FORBIDDEN,
-                    &TokenReview::denied(version, "invalid token: empty"),
-                    false,
-                ),
+            return denied(
+                version,
+                Denial::InvalidToken,
+                "invalid token: empty",
+                "token is empty",
             );
         }
-
         let verified = match self.verifier.verify(&token).await {
             Ok(v) => v,
-            Err(e) => {
-                let (status, reason) = match &e {
-                    VerifyError::Throttled(_) => (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "sts getCallerIdentity was throttled",
-                    ),
-                    VerifyError::Sts(_) => (StatusCode::FORBIDDEN, "sts getCallerIdentity failed"),
-                    _ => (StatusCode::FORBIDDEN, "invalid token"),
-                };
-                log_denied(info, &redact(&e.to_string(), token.expose()));
-                return (
-                    e.metric_label(),
-                    review_response(status, &TokenReview::denied(version, reason), false),
-                );
-            }
+            Err(e) => return verify_failed(version, &e, token.expose()),
         };
         let id = &verified.identity;
         let loggable = self.is_loggable(&id.account_id);
         if loggable {
             tracing::info!(
-                path = info.path,
-                client = %info.client,
-                method = %info.method,
                 accesskeyid = id.access_key_id,
                 arn = id.arn,
                 accountid = id.account_id,
@@ -257,76 +180,119 @@ impl Authenticate {
                 "STS response"
             );
         }
-
         let user = match self.mapper.map(id).await {
             Ok(u) => u,
             Err(reason) => {
-                log_denied(info, &reason);
-                // A mapping failure's reason may name the caller's ARN or username: the
-                // answer of a scrubbed account carries only the generic text.
-                let reason = if loggable {
-                    reason
+                // A mapping failure's reason may name the caller's ARN or username: a
+                // scrubbed account's answer carries only the generic text.
+                let answer = if loggable {
+                    reason.clone()
                 } else {
                     crate::mapper::chain::Denied::NOT_MAPPED.to_owned()
                 };
-                return (
-                    LABEL_UNKNOWN_USER,
-                    review_response(
-                        StatusCode::FORBIDDEN,
-                        &TokenReview::denied(version, reason),
-                        false,
-                    ),
-                );
+                return denied(version, Denial::NotMapped, answer, &reason);
             }
         };
+        let user = user_info(id, user, loggable);
+        tracing::info!(
+            username = user.username,
+            uid = user.uid,
+            groups = ?user.groups,
+            arn = loggable.then_some(id.arn.as_str()),
+            stsendpoint = id.sts_endpoint,
+            "access granted"
+        );
+        Outcome::Allowed { version, user }
+    }
+}
 
-        let user_info = if loggable {
-            UserInfo {
-                uid: format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id),
-                extra: extra(id),
-                username: user.username,
-                groups: user.groups,
-            }
-        } else {
-            UserInfo {
-                uid: format!("aws-iam-authenticator:administrative:{}", user.username),
-                extra: BTreeMap::new(),
-                username: user.username,
-                groups: user.groups,
-            }
-        };
-        if loggable {
-            tracing::info!(
-                path = info.path,
-                client = %info.client,
-                method = %info.method,
-                username = user_info.username,
-                uid = user_info.uid,
-                groups = ?user_info.groups,
-                arn = id.arn,
-                stsendpoint = id.sts_endpoint,
-                "access granted"
-            );
-        } else {
-            tracing::info!(
-                path = info.path,
-                client = %info.client,
-                method = %info.method,
-                username = user_info.username,
-                uid = user_info.uid,
-                groups = ?user_info.groups,
-                stsendpoint = id.sts_endpoint,
-                "access granted"
+/// Reads a TokenReview: POST, a body within [`MAX_BODY_BYTES`], the first JSON value.
+async fn read<B>(method: &Method, body: B) -> Result<TokenReviewRequest, Malformed>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if method != Method::POST {
+        return Err(Malformed::Method);
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            tracing::warn!(limit = MAX_BODY_BYTES, "request body too large");
+            return Err(Malformed::TooLarge);
+        }
+        Err(e) => {
+            // The client went away or broke the framing mid-body: treat it as no body.
+            tracing::debug!(error = %e, "could not read request body");
+            return Err(Malformed::NoBody);
+        }
+    };
+    if bytes.is_empty() {
+        return Err(Malformed::NoBody);
+    }
+    // Like Go's json.Decoder, read the first JSON value and ignore whatever follows.
+    match serde_json::Deserializer::from_slice(&bytes)
+        .into_iter::<TokenReviewRequest>()
+        .next()
+    {
+        Some(Ok(r)) => Ok(r),
+        _ => Err(Malformed::NotTokenReview),
+    }
+}
+
+/// A definitive denial: `answer` is what a 403 answer would say, `log` what our log says.
+fn denied(version: &'static str, denial: Denial, answer: impl Into<String>, log: &str) -> Outcome {
+    tracing::warn!(error = log, "access denied");
+    Outcome::Denied {
+        version,
+        denial,
+        reason: answer.into(),
+    }
+}
+
+/// The outcome of a verifier error: throttling and STS outages are retried by the
+/// apiserver; everything else is the token's fault.
+fn verify_failed(version: &'static str, e: &VerifyError, token: &str) -> Outcome {
+    let log = redact(&e.to_string(), token);
+    let cause = match e {
+        VerifyError::Format(_) | VerifyError::Plain(_) | VerifyError::Host(_) => {
+            return denied(version, Denial::InvalidToken, "invalid token", &log);
+        }
+        VerifyError::Sts(_) => {
+            return denied(
+                version,
+                Denial::StsRejected,
+                "sts getCallerIdentity failed",
+                &log,
             );
         }
-        (
-            LABEL_SUCCESS,
-            review_response(
-                StatusCode::OK,
-                &TokenReview::allowed(version, user_info),
-                true,
-            ),
-        )
+        VerifyError::Throttled(_) => Unavailable::Throttled,
+        VerifyError::StsUnavailable {
+            timed_out: true, ..
+        } => Unavailable::StsTimeout,
+        VerifyError::StsUnavailable { .. } => Unavailable::StsFailed,
+    };
+    tracing::warn!(error = log, "no verdict: STS unavailable");
+    Outcome::Unavailable { version, cause }
+}
+
+/// The `status.user` of an accepted token: with the identity's details, or for a scrubbed
+/// account only the mapped name and groups.
+fn user_info(id: &Identity, user: MappedUser, loggable: bool) -> UserInfo {
+    if loggable {
+        UserInfo {
+            uid: format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id),
+            extra: extra(id),
+            username: user.username,
+            groups: user.groups,
+        }
+    } else {
+        UserInfo {
+            uid: format!("aws-iam-authenticator:administrative:{}", user.username),
+            extra: BTreeMap::new(),
+            username: user.username,
+            groups: user.groups,
+        }
     }
 }
 
@@ -344,16 +310,6 @@ fn extra(id: &Identity) -> BTreeMap<String, Vec<String>> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), vec![v.clone()]))
     .collect()
-}
-
-fn log_denied(info: RequestInfo<'_>, error: &str) {
-    tracing::warn!(
-        path = info.path,
-        client = %info.client,
-        method = %info.method,
-        error,
-        "access denied"
-    );
 }
 
 /// Keeps anything secret out of a message that is about to be logged: the token itself
@@ -376,42 +332,6 @@ fn redact(message: &str, token: &str) -> String {
         }
     }
     out
-}
-
-/// A plain-text response, as Go's `http.Error` writes it.
-pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    r
-}
-
-fn review_response(
-    status: StatusCode,
-    review: &TokenReview,
-    newline: bool,
-) -> Response<Full<Bytes>> {
-    // Serialising these plain structs cannot fail; fall back to a static deny all the same.
-    let mut body = serde_json::to_vec(review).unwrap_or_else(|_| {
-        br#"{"metadata":{},"spec":{},"status":{"authenticated":false,"user":{}}}"#.to_vec()
-    });
-    if newline {
-        body.push(b'\n');
-    }
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    r
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub fn metrics() -> Response<Full<Bytes>> {
 
 /// Go's `http.NotFound`.
 pub fn not_found() -> Response<Full<Bytes>> {
-    super::authenticate::text(StatusCode::NOT_FOUND, "404 page not found\n")
+    super::outcome::text(StatusCode::NOT_FOUND, "404 page not found\n")
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -2,7 +2,10 @@
 //! plain-HTTP health listener.
 //!
 //! * [`review`]: the TokenReview types (`authentication.k8s.io/v1` and `v1beta1`).
-//! * [`authenticate`]: `POST /authenticate`, with the verifier and mapper behind traits.
+//! * [`authenticate`]: `POST /authenticate` (read → verdict → response), with the verifier
+//!   and mapper behind traits.
+//! * [`outcome`]: what became of a request: its metric label and its answer, following
+//!   kube-apiserver's webhook contract.
 //! * [`cache`]: the verified-identity cache in front of STS.
 //! * [`adapt`]: the STS verifier and the mapper chain behind the handler's traits.
 //! * [`listener`]: accept loop, TLS handshake, HTTP/1.1 + HTTP/2, graceful drain.
@@ -13,6 +16,7 @@ pub mod authenticate;
 pub mod cache;
 pub mod health;
 pub mod listener;
+pub mod outcome;
 pub mod process;
 pub mod review;
 
@@ -30,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 pub use authenticate::{Authenticate, IdentityMapper, MappedUser, TokenVerifier, Verified};
 pub use cache::{CacheConfig, IdentityCache};
 pub use listener::ListenerConfig;
+pub use outcome::DenyStatus;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

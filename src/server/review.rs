@@ -97,10 +97,14 @@ pub struct TokenReviewStatus {
     /// Audiences the token is valid for; never set, as upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audiences: Option<Vec<String>>,
-    /// Why the token was refused: a short reason without secrets.
+    /// Why no verdict could be given: a short reason without secrets. Set only on answers
+    /// kube-apiserver treats as failures anyway (non-2xx): its webhook authenticator
+    /// (k8s.io/apiserver plugin/pkg/authenticator/token/webhook/webhook.go,
+    /// `AuthenticateToken`) turns a non-empty `error` on a 200 denial into an
+    /// authentication *error*, so a definitive denial carries none.
     ///
-    /// upstream: pkg/server/server.go sends no `error`; we send one because kube-apiserver
-    /// logs it, which tells an operator why a login failed without server logs.
+    /// upstream: pkg/server/server.go never sets it; neither do we on a 200 denial, but we
+    /// do on the 403/429/500/504 answers, where it helps whoever reads the raw answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -134,8 +138,13 @@ impl TokenReview {
         }
     }
 
-    /// A denial carrying `reason` in `status.error`.
-    pub fn denied(api_version: &str, reason: impl Into<String>) -> Self {
+    /// A definitive denial: `authenticated: false` and nothing else.
+    pub fn denied(api_version: &str) -> Self {
+        Self::new(api_version, TokenReviewStatus::default())
+    }
+
+    /// A denial carrying `reason` in `status.error` (for non-2xx answers only).
+    pub fn failed(api_version: &str, reason: impl Into<String>) -> Self {
         Self::new(
             api_version,
             TokenReviewStatus {
@@ -192,7 +201,15 @@ mod tests {
 
     #[test]
     fn deny_shape() {
-        let v = serde_json::to_value(TokenReview::denied(V1, "invalid token")).unwrap();
+        let v = serde_json::to_value(TokenReview::denied(V1)).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": V1, "kind": "TokenReview", "metadata": {}, "spec": {},
+                "status": {"authenticated": false, "user": {}}
+            })
+        );
+        let v = serde_json::to_value(TokenReview::failed(V1, "invalid token")).unwrap();
         assert_eq!(
             v,
             json!({

@@ -131,7 +131,7 @@ impl Client {
         let (status, body) = match self.exchange(url, cluster_id, region).await {
             Ok(answer) => answer,
             Err(e) => {
-                if matches!(e, CallError::Transport { .. }) {
+                if matches!(e, CallError::Transport { .. } | CallError::Timeout { .. }) {
                     m.sts_connection_failures.get_or_create(&label()).inc();
                 }
                 return Err(e);
@@ -174,9 +174,10 @@ impl Client {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => return Err(transport(error_chain(&e))),
                 Err(_) => {
-                    return Err(transport(format!(
-                        "timeout after {secs}s awaiting response headers"
-                    )));
+                    return Err(CallError::Timeout {
+                        error: format!("timeout after {secs}s awaiting response headers"),
+                        region: region.to_owned(),
+                    });
                 }
             };
         let status = response.status().as_u16();
@@ -185,9 +186,10 @@ impl Client {
             Ok(Ok(b)) => b.to_bytes(),
             Ok(Err(e)) => return Err(CallError::Body(error_chain(e.as_ref()))),
             Err(_) => {
-                return Err(CallError::Body(format!(
-                    "timeout after {secs}s reading the body"
-                )));
+                return Err(CallError::Timeout {
+                    error: format!("timeout after {secs}s reading the body"),
+                    region: region.to_owned(),
+                });
             }
         };
         Ok((status, body))

@@ -20,10 +20,18 @@ pub enum CallError {
     /// The request could not be built (e.g. a cluster id that is not a valid header value).
     #[error("error creating HTTP request: {0}")]
     Request(String),
-    /// No response: connection, TLS or protocol failure, or the timeout ran out first.
+    /// No response: connection, TLS or protocol failure.
     #[error("error during GET: {error} on {region} endpoint")]
     Transport {
         /// What failed.
+        error: String,
+        /// The host's region label.
+        region: String,
+    },
+    /// The timeout ran out before the whole answer (headers and body) arrived.
+    #[error("error during GET: {error} on {region} endpoint")]
+    Timeout {
+        /// What timed out.
         error: String,
         /// The host's region label.
         region: String,
@@ -48,6 +56,21 @@ pub enum CallError {
     /// A 200 whose body is not a `GetCallerIdentity` answer (Go `encoding/json`'s words).
     #[error("{0}")]
     Body200(String),
+}
+
+impl CallError {
+    /// Whether STS gave no verdict on the token: it could not be reached or asked, timed
+    /// out, failed (5xx) or its answer broke off. The webhook answers these so that
+    /// kube-apiserver retries; the others (a 4xx, a 200 without a caller) are STS's verdict.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Request(_) | Self::Transport { .. } | Self::Timeout { .. } | Self::Body(_) => {
+                true
+            }
+            Self::Status { status, .. } => *status >= 500,
+            Self::Throttled(_) | Self::Body200(_) => false,
+        }
+    }
 }
 
 /// Interprets STS's answer (upstream's order): a non-200 is throttling when its body
@@ -132,6 +155,44 @@ fn json_error(body: &[u8], e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_errors_are_no_verdict() {
+        let region = || "us-west-2".to_owned();
+        let status = |status| CallError::Status {
+            status,
+            region: region(),
+            body: String::new(),
+        };
+        let cases = [
+            (CallError::Request("bad header".into()), true),
+            (
+                CallError::Transport {
+                    error: "refused".into(),
+                    region: region(),
+                },
+                true,
+            ),
+            (
+                CallError::Timeout {
+                    error: "timeout".into(),
+                    region: region(),
+                },
+                true,
+            ),
+            (CallError::Body("reset".into()), true),
+            (status(500), true),
+            (status(503), true),
+            (status(403), false),
+            (status(400), false),
+            (status(302), false),
+            (CallError::Throttled("Throttling".into()), false),
+            (CallError::Body200("invalid character".into()), false),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.is_unavailable(), want, "{e:?}");
+        }
+    }
 
     #[test]
     fn answers() {

@@ -67,9 +67,20 @@ pub enum VerifyError {
     /// An unprefixed validation error (upstream returns a few plain errors, e.g. for host labels).
     #[error("{0}")]
     Plain(String),
-    /// STS refused the token, or could not be reached, or answered nonsense (upstream `STSError`).
+    /// STS refused the token (a 4xx other than throttling), or answered 200 with something
+    /// that is not a usable identity (upstream `STSError`): a definitive denial.
     #[error("sts getCallerIdentity failed: {0}")]
     Sts(String),
+    /// STS gave no verdict: it could not be reached, did not answer within our timeout, or
+    /// failed (5xx). Upstream files these under `STSError` too and denies; the webhook
+    /// answers them so that kube-apiserver retries instead.
+    #[error("sts getCallerIdentity failed: {message}")]
+    StsUnavailable {
+        /// What went wrong, in upstream's words.
+        message: String,
+        /// Whether our STS timeout ran out (as opposed to a refused connection or a 5xx).
+        timed_out: bool,
+    },
     /// STS throttled us (upstream `STSThrottling`): the webhook answers 429.
     #[error("sts getCallerIdentity was throttled: {0}")]
     Throttled(String),
@@ -80,7 +91,7 @@ impl VerifyError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Format(_) | Self::Plain(_) | Self::Host(_) => "invalid_token",
-            Self::Sts(_) => "sts_error",
+            Self::Sts(_) | Self::StsUnavailable { .. } => "sts_error",
             Self::Throttled(_) => "sts_throttling",
         }
     }
@@ -92,6 +103,10 @@ impl From<CallError> for VerifyError {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Throttled(body) => Self::Throttled(body),
+            e if e.is_unavailable() => Self::StsUnavailable {
+                timed_out: matches!(e, CallError::Timeout { .. }),
+                message: e.to_string(),
+            },
             other => Self::Sts(other.to_string()),
         }
     }

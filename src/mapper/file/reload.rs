@@ -311,6 +311,7 @@ pub fn restart_needed(running: &ServerConfig, new: &ServerConfig) -> Vec<&'stati
         ec2_describe_instances_role_arn,
         source_arn,
         scrubbed_accounts,
+        deny_with_forbidden,
         // Reloaded.
         role_mappings: _,
         user_mappings: _,
@@ -359,6 +360,10 @@ pub fn restart_needed(running: &ServerConfig, new: &ServerConfig) -> Vec<&'stati
         (
             *scrubbed_accounts != r.scrubbed_accounts,
             "server.scrubbedAccounts",
+        ),
+        (
+            *deny_with_forbidden != r.deny_with_forbidden,
+            "server.denyWithForbidden",
         ),
         (
             *reserved_prefixes != r.reserved_prefixes,
