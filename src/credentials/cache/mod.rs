@@ -19,19 +19,22 @@
 //!         accountid: ""
 //! ```
 
+mod lock;
+
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use self::lock::{lock_exclusive, read_locked, read_shared};
 
 /// Overrides the cache file's location.
 pub const CACHE_FILE_ENV: &str = "AWS_IAM_AUTHENTICATOR_CACHE_FILE";
@@ -39,9 +42,6 @@ pub const CACHE_FILE_ENV: &str = "AWS_IAM_AUTHENTICATOR_CACHE_FILE";
 pub const DEFAULT_CACHE_FILE: &str = ".kube/cache/aws-iam-authenticator/credentials.yaml";
 /// The provider name reported for credentials served from the cache.
 const PROVIDER_NAME: &str = "FileCache";
-/// How often and how long to retry a busy lock (upstream: every 250 ms for 1 s).
-const LOCK_RETRY: Duration = Duration::from_millis(250);
-const LOCK_ATTEMPTS: u32 = 5;
 
 /// Why the cache cannot be used (the run then proceeds without it).
 #[derive(Debug, thiserror::Error)]
@@ -370,78 +370,10 @@ fn unquote_timestamps(yaml: &str) -> String {
     out
 }
 
-/// Takes a lock, retrying every 250 ms for about a second while someone else holds it.
-async fn lock_with_retry(mut file: File, arg: FlockArg) -> io::Result<Flock<File>> {
-    let mut attempt = 0;
-    loop {
-        match Flock::lock(file, arg) {
-            Ok(locked) => return Ok(locked),
-            Err((f, errno)) => {
-                attempt += 1;
-                if errno != nix::errno::Errno::EWOULDBLOCK || attempt >= LOCK_ATTEMPTS {
-                    return Err(io::Error::from(errno));
-                }
-                file = f;
-                tokio::time::sleep(LOCK_RETRY).await;
-            }
-        }
-    }
-}
-
-/// Reads the cache through a shared lock. Reading through the locked descriptor gives a
-/// consistent snapshot even if a writer renames a new file into place meanwhile.
-async fn read_shared(path: &Path) -> Result<CacheFile, Error> {
-    let read_err = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(read_err)?;
-    let locked = lock_with_retry(file, FlockArg::LockSharedNonblock)
-        .await
-        .map_err(|source| Error::Lock {
-            path: path.to_owned(),
-            source,
-        })?;
-    read_locked(&locked, path)
-}
-
-fn read_locked(locked: &Flock<File>, path: &Path) -> Result<CacheFile, Error> {
-    let mut text = String::new();
-    let mut file: &File = locked;
-    file.read_to_string(&mut text)
-        .map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-    CacheFile::parse(path, &text)
-}
-
-/// Locks the cache file exclusively, creating it (0600) if needed. Writers replace the
-/// file by renaming, so after locking we check that the descriptor is still the file at
-/// `path`; if not, a writer got there first and we lock the new file instead.
-async fn lock_exclusive(path: &Path) -> io::Result<Flock<File>> {
-    loop {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
-        let locked = lock_with_retry(file, FlockArg::LockExclusiveNonblock).await?;
-        let held = locked.metadata()?;
-        match fs::metadata(path) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(locked),
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn key(role: &str) -> CacheKey {
         CacheKey {
