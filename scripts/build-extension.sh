@@ -1,48 +1,64 @@
 #!/usr/bin/env bash
-# Assembles the Talos system extension without Docker:
-#   <out>/extension/                 the image root: manifest.yaml + rootfs/ and nothing else
-#   <out>/aws-iam-authenticator-extension-<version>.oci.tar   an OCI image archive of it
+# Assembles the Talos system extension without Docker, for every architecture given:
+#   <out>/extension/<platform>/      the image root: manifest.yaml + rootfs/ and nothing else
+#   <out>/aws-iam-authenticator-extension-<version>.oci.tar   one OCI archive: an image index
+#                                    with a linux/<platform> image per binary
 #
-# usage: scripts/build-extension.sh [BINARY] [OUT_DIR]
-#   BINARY   static musl build (default: target/x86_64-unknown-linux-musl/dist/aws-iam-authenticator)
+# usage: scripts/build-extension.sh [BINARY... OUT_DIR]
+#   BINARY   static musl builds; each one's platform (amd64, arm64) is read from its ELF
+#            header, so a binary can only ever land in the image of its own architecture
 #   OUT_DIR  default: dist
-# Set NO_OCI=1 to build only the tree.
+#   With no arguments: the `dist` builds of both architectures, into dist/.
+# Set NO_OCI=1 to build only the trees. `make extension` runs this.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-bin=${1:-$target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator}
-out=${2:-$root/dist}
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 name=aws-iam-authenticator
 
 die() { echo "build-extension: $*" >&2; exit 1; }
 
-[ -x "$bin" ] || die "no executable at $bin (run: make dist)"
-# The entrypoint runs in an otherwise empty container: it must not need a libc.
-file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
+if [ $# -eq 0 ]; then
+    target_dir=${CARGO_TARGET_DIR:-$root/target}
+    set -- "$target_dir"/{x86_64,aarch64}-unknown-linux-musl/dist/$name "$root/dist"
+fi
+[ $# -ge 2 ] || die "usage: $0 [BINARY... OUT_DIR]"
+out=${@: -1}
+bins=("${@:1:$#-1}")
 
 # One version: Cargo.toml's. manifest.yaml and vars.yaml must say the same.
 version=v$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)
 grep -qx "  version: $version" "$root/manifest.yaml" || die "manifest.yaml version differs from Cargo.toml ($version)"
 grep -qx "VERSION: $version" "$root/vars.yaml" || die "vars.yaml VERSION differs from Cargo.toml ($version)"
-bin_version=v$("$bin" version --short)
-[ "$bin_version" = "$version" ] || die "$bin is $bin_version, the sources are $version"
 
 umask 022
-tree=$out/extension
-rm -rf "$tree"
-ctr=$tree/rootfs/usr/local/lib/containers/$name
-# Mount points inside the read-only container rootfs: the spec's mounts (the state dir,
-# the host's CA roots) and the directory of the config file an ExtensionServiceConfig
-# mounts (CONFIG_FILE).
-mkdir -p "$ctr/usr/local/bin" "$ctr/usr/local/lib/$name" "$ctr/usr/local/etc/$name" \
-  "$ctr/etc/ssl/certs" "$tree/rootfs/usr/local/etc/containers"
-install -m 0644 "$root/manifest.yaml" "$tree/manifest.yaml"
-install -m 0755 "$bin" "$ctr/usr/local/bin/$name"
-install -m 0644 "$root/extension/$name.yaml" "$tree/rootfs/usr/local/etc/containers/$name.yaml"
-chmod -R u=rwX,go=rX "$tree"
-echo "extension tree: $tree"
+rm -rf "$out/extension"
+platforms=()
+for bin in "${bins[@]}"; do
+    [ -x "$bin" ] || die "no executable at $bin (run: make dist)"
+    platform=$(elf_platform "$bin") || die "$bin is not an amd64 or arm64 ELF executable"
+    # The entrypoint runs in an otherwise empty container: it must not need a libc.
+    file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
+    bin_version=v$(run_binary "$bin" version --short) || die "$bin does not run"
+    [ "$bin_version" = "$version" ] || die "$bin is $bin_version, the sources are $version"
+
+    tree=$out/extension/$platform
+    [ ! -e "$tree" ] || die "two binaries for $platform"
+    ctr=$tree/rootfs/usr/local/lib/containers/$name
+    # Mount points inside the read-only container rootfs: the spec's mounts (the state dir,
+    # the host's CA roots) and the directory of the config file an ExtensionServiceConfig
+    # mounts (CONFIG_FILE).
+    mkdir -p "$ctr/usr/local/bin" "$ctr/usr/local/lib/$name" "$ctr/usr/local/etc/$name" \
+        "$ctr/etc/ssl/certs" "$tree/rootfs/usr/local/etc/containers"
+    install -m 0644 "$root/manifest.yaml" "$tree/manifest.yaml"
+    install -m 0755 "$bin" "$ctr/usr/local/bin/$name"
+    install -m 0644 "$root/extension/$name.yaml" "$tree/rootfs/usr/local/etc/containers/$name.yaml"
+    chmod -R u=rwX,go=rX "$tree"
+    echo "extension tree ($platform): $tree"
+    platforms+=("$platform=$tree")
+done
 
 [ "${NO_OCI:-}" = 1 ] && exit 0
 
-"$root/scripts/oci-image.sh" "$tree" "$out/$name-extension-$version.oci.tar" "$version"
+"$root/scripts/oci-image.sh" "$out/$name-extension-$version.oci.tar" "$version" "${platforms[@]}"

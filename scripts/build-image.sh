@@ -1,37 +1,58 @@
 #!/usr/bin/env bash
 # The container image the server DaemonSet runs: scratch + the static binary and the CA
-# roots it needs to reach STS, non-root.
+# roots it needs to reach STS, non-root; one image per architecture given, in one index.
 #
-# usage: scripts/build-image.sh [BINARY] [OUT_DIR]
-# writes <out>/aws-iam-authenticator-<version>.oci.tar
+# usage: scripts/build-image.sh [BINARY... OUT_DIR]
+#   BINARY   static musl builds; each one's platform (amd64, arm64) is read from its ELF header
+#   OUT_DIR  default: dist
+#   With no arguments: the `dist` builds of both architectures, into dist/.
+# writes <out>/image/<platform>/ and <out>/aws-iam-authenticator-<version>.oci.tar
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-bin=${1:-$target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator}
-out=${2:-$root/dist}
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 name=aws-iam-authenticator
 
 die() { echo "build-image: $*" >&2; exit 1; }
-[ -x "$bin" ] || die "no executable at $bin (run: make dist)"
-file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
-version=v$("$bin" version --short)
+
+if [ $# -eq 0 ]; then
+    target_dir=${CARGO_TARGET_DIR:-$root/target}
+    set -- "$target_dir"/{x86_64,aarch64}-unknown-linux-musl/dist/$name "$root/dist"
+fi
+[ $# -ge 2 ] || die "usage: $0 [BINARY... OUT_DIR]"
+out=${@: -1}
+bins=("${@:1:$#-1}")
+
+version=v$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)
 # The server calls STS over HTTPS: it needs the public CA roots (Debian's ca-certificates).
+# They are data, the same for every architecture.
 ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [ -s "$ca_bundle" ] || die "no CA bundle at $ca_bundle (apt-get install ca-certificates, or set CA_BUNDLE)"
 
 umask 022
-tree=$out/image
-rm -rf "$tree"
-mkdir -p "$tree/usr/local/bin" "$tree/etc/ssl/certs" "$tree/tmp"
-chmod 1777 "$tree/tmp"
-install -m 0755 "$bin" "$tree/usr/local/bin/$name"
-install -m 0644 "$ca_bundle" "$tree/etc/ssl/certs/ca-certificates.crt"
+rm -rf "$out/image"
+platforms=()
+for bin in "${bins[@]}"; do
+    [ -x "$bin" ] || die "no executable at $bin (run: make dist)"
+    platform=$(elf_platform "$bin") || die "$bin is not an amd64 or arm64 ELF executable"
+    file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
+    bin_version=v$(run_binary "$bin" version --short) || die "$bin does not run"
+    [ "$bin_version" = "$version" ] || die "$bin is $bin_version, the sources are $version"
 
-"$root/scripts/oci-image.sh" "$tree" "$out/$name-$version.oci.tar" "$version" \
-  --config.user=65532:65532 \
-  --config.entrypoint="/usr/local/bin/$name" \
-  --config.workingdir=/ \
-  --clear=config.cmd \
-  --config.env="PATH=/usr/local/bin" \
-  --config.env="SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+    tree=$out/image/$platform
+    [ ! -e "$tree" ] || die "two binaries for $platform"
+    mkdir -p "$tree/usr/local/bin" "$tree/etc/ssl/certs" "$tree/tmp"
+    chmod 1777 "$tree/tmp"
+    install -m 0755 "$bin" "$tree/usr/local/bin/$name"
+    install -m 0644 "$ca_bundle" "$tree/etc/ssl/certs/ca-certificates.crt"
+    platforms+=("$platform=$tree")
+done
+
+"$root/scripts/oci-image.sh" "$out/$name-$version.oci.tar" "$version" "${platforms[@]}" -- \
+    --config.user=65532:65532 \
+    --config.entrypoint="/usr/local/bin/$name" \
+    --config.workingdir=/ \
+    --clear=config.cmd \
+    --config.env="PATH=/usr/local/bin" \
+    --config.env="SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need and a fresh Debian machine may
-# lack: make, file, curl, musl-gcc (aws-lc-sys compiles C for the musl target),
-# Python's venv module, umoci and skopeo (OCI image archives of the Talos extension and
-# the server image, built without Docker), and the Rust standard library for
-# x86_64-unknown-linux-musl.
+# lack: make, file, curl, musl-gcc (aws-lc-sys compiles C for the x86-64 musl target),
+# Python's venv module (scripts/setup-venv.sh then installs zig and cargo-zigbuild, the
+# aarch64 cross toolchain), umoci and skopeo (OCI image archives of the Talos extension
+# and the server image, built without Docker), qemu-user-static (runs the arm64 binary
+# in the build's and the tests' checks), and the Rust standard library for
+# x86_64- and aarch64-unknown-linux-musl.
 # Does nothing when everything is there.
 set -euo pipefail
 
@@ -14,6 +16,7 @@ command -v curl >/dev/null || missing+=(curl)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v skopeo >/dev/null || missing+=(skopeo)
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
 if ! command -v python3 >/dev/null; then
     missing+=(python3 python3-venv)
 elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -35,14 +38,16 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# rust-toolchain.toml names the musl target; older rustups don't install it by themselves.
+# rust-toolchain.toml names the musl targets; older rustups don't install them by themselves.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
-    rustup target add x86_64-unknown-linux-musl
-fi
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+        rustup target add "$target"
+    fi
+done
 
-# A build from a clean clone (clippy, the static release binary, the test binaries and
-# the virtual environment) takes about 4 GiB. A full disk otherwise shows up later as an
+# A build from a clean clone (clippy, the two static release binaries, the test binaries
+# and the virtual environment) takes about 4 GiB. A full disk otherwise shows up later as an
 # obscure failure inside pip or the linker, so say it plainly here.
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"

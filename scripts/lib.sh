@@ -1,7 +1,8 @@
-# Shared by scripts/demo.sh and scripts/bench.sh: a local stack on loopback, made of the
-# STS emulator, `init` and `server`. Source it after setting `bin` and `emulator` (paths of
-# the built binaries), then call `make_workdir`; processes started here are added to
-# `pids` and stopped on exit.
+# Sourced by the scripts. For scripts/demo.sh and scripts/bench.sh: a local stack on
+# loopback, made of the STS emulator, `init` and `server`. Source it after setting `bin` and
+# `emulator` (paths of the built binaries), then call `make_workdir`; processes started here
+# are added to `pids` and stopped on exit. For the extension and image builds: the
+# architecture of a binary, and running one of another architecture (at the end).
 
 # make_workdir NAME: a temp dir in `work`, removed on exit after every process in `pids`
 # has been sent SIGTERM and reaped.
@@ -83,4 +84,48 @@ webhook_endpoint() {
 # review_body TOKEN: a TokenReview as kube-apiserver sends it.
 review_body() {
     printf '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"%s"}}' "$1"
+}
+
+# ---- Binaries of several architectures (the extension and image builds source this too) ----
+
+# elf_platform BINARY: the OCI platform architecture (Go's name) of an ELF executable,
+# from its e_machine field, or nothing (and status 1) for anything else.
+elf_platform() {
+    [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ] || return 1
+    case "$(od -An -tu2 -j18 -N2 "$1" | tr -d ' ')" in
+        62) echo amd64 ;;
+        183) echo arm64 ;;
+        *) return 1 ;;
+    esac
+}
+
+# host_platform: this machine's architecture, as elf_platform names it.
+host_platform() {
+    case "$(uname -m)" in
+        x86_64) echo amd64 ;;
+        aarch64 | arm64) echo arm64 ;;
+        *) uname -m ;;
+    esac
+}
+
+# run_binary BINARY ARGS...: runs a static binary of any supported architecture, a foreign
+# one under qemu-user (Debian's qemu-user-static; no binfmt_misc registration needed).
+run_binary() {
+    local bin=$1 platform
+    shift
+    platform="$(elf_platform "$bin")" || { echo "$bin is not an amd64 or arm64 ELF executable" >&2; return 1; }
+    if [ "$platform" = "$(host_platform)" ]; then
+        "$bin" "$@"
+    else
+        local qemu
+        case "$platform" in
+            amd64) qemu=qemu-x86_64-static ;;
+            arm64) qemu=qemu-aarch64-static ;;
+        esac
+        command -v "$qemu" >/dev/null || {
+            echo "$qemu is missing: run scripts/install-deps.sh (apt-get install qemu-user-static)" >&2
+            return 1
+        }
+        "$qemu" "$bin" "$@"
+    fi
 }
