@@ -1,9 +1,28 @@
 //! Logs: `tracing` to **stderr**, always (stdout belongs to `token`'s ExecCredential and
-//! to the other subcommands' machine-readable output).
+//! to the other subcommands' machine-readable output), in upstream's logrus shapes so that
+//! existing log queries and alerts keep working:
+//!
+//! - text: `time="2006-01-02T15:04:05Z" level=info msg="…" key=value`, logrus's
+//!   `TextFormatter` as it prints without a terminal;
+//! - JSON: `{"level":"info","msg":"…","time":"…",…}`, logrus's `JSONFormatter`.
+//!
+//! Our structured fields follow as extra keys in both.
 
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
+use std::fmt;
 
+use time::OffsetDateTime;
+use time::macros::format_description;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The target of the last error a command reports before it exits 1; logged at level
+/// `fatal`, as upstream's `logrus.Fatalf` does.
+pub const FATAL_TARGET: &str = "aws_iam_authenticator::fatal";
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,17 +108,229 @@ pub fn init(format: LogFormat, level: tracing::Level) {
                 level.as_str().to_ascii_lowercase()
             ))
         });
-    let builder = tracing_subscriber::fmt()
+    // A second init (tests that call the CLI entry point twice) is harmless: keep the first.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
-    // A second init (tests that call the CLI entry point twice) is harmless: keep the first.
-    let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+        .event_format(Logrus(format))
+        .try_init();
+}
+
+/// Logs the error a command ends with, at logrus's `fatal` level.
+pub fn fatal(message: &str) {
+    tracing::error!(target: FATAL_TARGET, "{message}");
+}
+
+/// The event formatter: one logrus line per event.
+#[derive(Debug, Clone, Copy)]
+struct Logrus(LogFormat);
+
+impl<S, N> FormatEvent<S, N> for Logrus
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let level = if meta.target() == FATAL_TARGET {
+            "fatal"
+        } else {
+            level_name(*meta.level())
+        };
+        let record = Record {
+            time: timestamp(OffsetDateTime::now_utc()),
+            level,
+            msg: fields.msg,
+            fields: fields.rest,
+        };
+        let line = match self.0 {
+            LogFormat::Text => record.text(),
+            LogFormat::Json => record.json(),
+        };
+        writer.write_str(&line)?;
+        writer.write_char('\n')
+    }
+}
+
+/// logrus's `Level.String()`: `warning`, not `warn`.
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// Go's `time.RFC3339` (`2006-01-02T15:04:05Z07:00`), in UTC.
+///
+/// upstream: logrus formats the entry's time in the process's local zone; we always use
+/// UTC (`Z`), which is what a container or a Talos node runs in anyway, because reading
+/// the local offset is not sound in a multi-threaded process.
+fn timestamp(t: OffsetDateTime) -> String {
+    t.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_default()
+}
+
+/// A field's value: JSON keeps numbers and booleans as they are, text prints them.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Str(String),
+    Json(serde_json::Value),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            Value::Json(v) => v.to_string(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Json(v) => v.clone(),
+        }
+    }
+}
+
+/// An event's message and other fields.
+#[derive(Debug, Default)]
+struct Fields {
+    msg: String,
+    rest: BTreeMap<String, Value>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, value: Value) {
+        if field.name() == "message" {
+            self.msg = value.text();
+        } else {
+            self.rest.insert(field.name().to_owned(), value);
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::Str(value.to_owned()));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::Json(value.into()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::Json(value.into()));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::Json(value.into()));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // NaN and infinities have no JSON number: logrus would fail to marshal them; a
+        // string keeps the line.
+        let v = serde_json::Number::from_f64(value)
+            .map_or_else(|| Value::Str(value.to_string()), |n| Value::Json(n.into()));
+        self.put(field, v);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        // logrus's `WithError` and its JSON formatter print an error as `err.Error()`.
+        self.put(field, Value::Str(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, Value::Str(format!("{value:?}")));
+    }
+}
+
+/// One log entry, ready to print.
+#[derive(Debug)]
+struct Record {
+    time: String,
+    level: &'static str,
+    msg: String,
+    fields: BTreeMap<String, Value>,
+}
+
+impl Record {
+    /// The fields with logrus's `prefixFieldClashes` applied: a field named like one of
+    /// the fixed keys becomes `fields.<name>`.
+    fn data(&self) -> BTreeMap<String, &Value> {
+        self.fields
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "time" | "level" | "msg" | "logrus_error" => (format!("fields.{k}"), v),
+                _ => (k.clone(), v),
+            })
+            .collect()
+    }
+
+    /// logrus `TextFormatter` without a terminal: `time`, `level`, `msg`, then the fields
+    /// sorted by key; each value bare when it is made only of `[A-Za-z0-9-._/@^+]`, else
+    /// as Go's `%q`.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let mut pair = |k: &str, v: &str| {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(k);
+            out.push('=');
+            if needs_quoting(v) {
+                out.push_str(&crate::go::strconv::quote(v));
+            } else {
+                out.push_str(v);
+            }
+        };
+        pair("time", &self.time);
+        pair("level", self.level);
+        pair("msg", &self.msg);
+        for (k, v) in self.data() {
+            pair(&k, &v.text());
+        }
+        out
+    }
+
+    /// logrus `JSONFormatter`: one object, keys sorted (Go marshals a map so), with
+    /// `<`, `>`, `&`, U+2028 and U+2029 escaped as Go's `json.Encoder` does by default.
+    fn json(&self) -> String {
+        let mut obj: BTreeMap<String, serde_json::Value> = self
+            .data()
+            .into_iter()
+            .map(|(k, v)| (k, v.json()))
+            .collect();
+        obj.insert("time".into(), self.time.clone().into());
+        obj.insert("level".into(), self.level.into());
+        obj.insert("msg".into(), self.msg.clone().into());
+        let raw = serde_json::to_string(&obj).unwrap_or_default();
+        // These characters appear only inside JSON strings, where the escapes mean the same.
+        let mut out = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            match c {
+                '<' => out.push_str("\\u003c"),
+                '>' => out.push_str("\\u003e"),
+                '&' => out.push_str("\\u0026"),
+                '\u{2028}' => out.push_str("\\u2028"),
+                '\u{2029}' => out.push_str("\\u2029"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+/// logrus `TextFormatter.needsQuoting` with its defaults (an empty value stays bare).
+fn needs_quoting(s: &str) -> bool {
+    !s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/' | '@' | '^' | '+'))
 }
 
 #[cfg(test)]
@@ -112,6 +343,86 @@ mod tests {
         assert_eq!(parse_level("fatal"), Some(tracing::Level::ERROR));
         assert_eq!(parse_level("loud"), None);
         assert!(invalid_level_message("loud").starts_with("Invalid log level \"loud\""));
+    }
+
+    fn record(level: &'static str, msg: &str, fields: &[(&str, Value)]) -> Record {
+        Record {
+            time: "2026-12-02T00:19:41Z".into(),
+            level,
+            msg: msg.into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn text_lines_are_logrus_lines() {
+        let s = |v: &str| Value::Str(v.to_owned());
+        let cases = [
+            (
+                record(
+                    "info",
+                    "STS response",
+                    &[("arn", s("arn:aws:iam::1:role/x"))],
+                ),
+                r#"time="2026-12-02T00:19:41Z" level=info msg="STS response" arn="arn:aws:iam::1:role/x""#,
+            ),
+            (
+                record(
+                    "warning",
+                    "ok",
+                    &[("b", s("plain-1.2_x/y@z^+")), ("a", s(""))],
+                ),
+                r#"time="2026-12-02T00:19:41Z" level=warning msg=ok a= b=plain-1.2_x/y@z^+"#,
+            ),
+            (
+                record(
+                    "error",
+                    "say \"hi\"\n",
+                    &[
+                        ("n", Value::Json(7.into())),
+                        ("t", Value::Json(true.into())),
+                    ],
+                ),
+                r#"time="2026-12-02T00:19:41Z" level=error msg="say \"hi\"\n" n=7 t=true"#,
+            ),
+            (
+                record("info", "m", &[("msg", s("x")), ("time", s("y"))]),
+                r#"time="2026-12-02T00:19:41Z" level=info msg=m fields.msg=x fields.time=y"#,
+            ),
+        ];
+        for (rec, want) in cases {
+            assert_eq!(rec.text(), want);
+        }
+    }
+
+    #[test]
+    fn json_lines_are_logrus_lines() {
+        let rec = record(
+            "warning",
+            "a <b> & c",
+            &[
+                ("accountid", Value::Str("123".into())),
+                ("count", Value::Json(3.into())),
+                ("level", Value::Str("x".into())),
+            ],
+        );
+        assert_eq!(
+            rec.json(),
+            r#"{"accountid":"123","count":3,"fields.level":"x","level":"warning","msg":"a \u003cb\u003e \u0026 c","time":"2026-12-02T00:19:41Z"}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&rec.json()).unwrap();
+        assert_eq!(v["msg"], "a <b> & c");
+    }
+
+    #[test]
+    fn level_names_and_time() {
+        assert_eq!(level_name(Level::WARN), "warning");
+        assert_eq!(level_name(Level::ERROR), "error");
+        let t = OffsetDateTime::from_unix_timestamp(1_136_214_245).unwrap();
+        assert_eq!(timestamp(t), "2006-01-02T15:04:05Z");
     }
 
     #[test]

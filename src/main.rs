@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             } else if format == Some(LogFormat::Json) {
                 // With JSON logs every line on stderr is JSON, the last one too (upstream
                 // ends with logrus.Fatalf, which uses the JSON formatter as well).
-                tracing::error!("{e:#}");
+                logging::fatal(&format!("{e:#}"));
             } else {
                 eprintln!("{e:#}");
             }

@@ -103,7 +103,7 @@ fn logs(server: &Running, prefix: &str) -> Vec<Value> {
         .unwrap()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(prefix)))
         .collect()
 }
 
@@ -169,7 +169,7 @@ async fn talos_init_rewrite_reloads_the_mounted_file_mappings() {
     let a = hook.review(V1, &token).await;
     assert!(username_is("admin:alice")(&a), "{}", a.text());
     let rejected = server.wait_log(REJECTED).await;
-    assert_eq!(rejected["level"], "WARN", "{rejected}");
+    assert_eq!(rejected["level"], "warning", "{rejected}");
     assert_eq!(rejected["path"].as_str(), Some(config.to_str().unwrap()));
     let why = rejected["error"].as_str().unwrap();
     assert!(

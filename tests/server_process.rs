@@ -829,7 +829,7 @@ async fn config_file_errors_and_warnings() {
     let config = world.write_config(&format!("{MOUNTED_CONFIG}  bogusKey: 1\n"));
     let server = world.start(&["-c", config.to_str().unwrap()]).await;
     let warning = server.find_log("configuration file").unwrap();
-    let msg = warning["message"].as_str().unwrap();
+    let msg = warning["msg"].as_str().unwrap();
     assert!(msg.contains(config.to_str().unwrap()), "{msg}");
     assert!(msg.contains("server.boguskey"), "{msg}");
 }

@@ -125,7 +125,11 @@ fn defaults_produce_the_documented_files() {
     );
     let first = stderr.lines().next().unwrap();
     assert!(
-        first.ends_with(&format!(" INFO {expected}")),
+        first.starts_with("time=\"")
+            && first.contains(&format!(
+                " level=info msg={}",
+                aws_iam_authenticator::go::strconv::quote(&expected)
+            )),
         "{first}\nwant …{expected}"
     );
     // The exec'd init logged too, as text.
@@ -199,7 +203,7 @@ fn every_variable_overrides_its_default() {
     let version = lines
         .iter()
         .find(|l| {
-            l["message"]
+            l["msg"]
                 .as_str()
                 .unwrap()
                 .starts_with("Authenticator Version: ")
@@ -207,7 +211,7 @@ fn every_variable_overrides_its_default() {
         .unwrap_or_else(|| panic!("no version line: {stderr}"));
     assert_eq!(version["version"], aws_iam_authenticator::VERSION);
     assert_eq!(
-        lines[0]["message"],
+        lines[0]["msg"],
         format!(
             "executing: /usr/local/bin/aws-iam-authenticator [init -i=my-cluster \
              --hostname=auth.example.com --address=10.0.0.5 --config={c} --state-dir={s} \
@@ -218,7 +222,7 @@ fn every_variable_overrides_its_default() {
     assert!(
         lines
             .iter()
-            .any(|l| l["message"] == "writing webhook kubeconfig file")
+            .any(|l| l["msg"] == "writing webhook kubeconfig file")
     );
 
     let cert = fs::read_to_string(state.join("cert.pem")).unwrap();
@@ -447,9 +451,10 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
         assert_eq!(lines.len(), 1, "{env:?}: {stderr}");
         let line: serde_json::Value = serde_json::from_str(lines[0])
             .unwrap_or_else(|e| panic!("{env:?}: not JSON ({e}): {stderr}"));
-        assert_eq!(line["level"], "ERROR", "{stderr}");
+        // The error a command ends with is logrus's `fatal`, as upstream's Fatalf.
+        assert_eq!(line["level"], "fatal", "{stderr}");
         assert!(
-            line["message"].as_str().unwrap().starts_with(&want),
+            line["msg"].as_str().unwrap().starts_with(&want),
             "{env:?}: {stderr}\nwant {want}"
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{env:?}");
@@ -480,7 +485,7 @@ fn a_node_without_configuration_finishes_without_writing_anything() {
         let stderr = ok(&out);
         assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
         assert!(
-            stderr.contains(" INFO not configured: none of CLUSTER_ID, HOSTNAME, "),
+            stderr.contains(" level=info msg=\"not configured: none of CLUSTER_ID, HOSTNAME, "),
             "{env:?}: {stderr}"
         );
         assert!(out.stdout.is_empty(), "{env:?}");
@@ -489,9 +494,9 @@ fn a_node_without_configuration_finishes_without_writing_anything() {
     let out = talos_init(&[("LOG_FORMAT", "json")]);
     let lines = all_json(&ok(&out));
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["level"], "INFO");
+    assert_eq!(lines[0]["level"], "info");
     assert!(
-        lines[0]["message"]
+        lines[0]["msg"]
             .as_str()
             .unwrap()
             .starts_with("not configured: ")
@@ -542,10 +547,7 @@ fn repeated_variables_take_their_last_value_here_and_in_what_is_executed() {
     let stderr = ok(&out);
     let lines = all_json(&stderr);
     all_json(&String::from_utf8_lossy(&out.stdout));
-    let messages: Vec<&str> = lines
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
+    let messages: Vec<&str> = lines.iter().map(|l| l["msg"].as_str().unwrap()).collect();
     assert!(
         messages[0].starts_with(
             "executing: /usr/local/bin/aws-iam-authenticator [init -i=new-cluster --hostname=new.example "
@@ -633,7 +635,7 @@ async fn serve_runs_the_webhook_until_sigterm() {
     server.listening().await;
     let ran = server.find_log("running: ").unwrap();
     assert!(
-        ran["message"]
+        ran["msg"]
             .as_str()
             .unwrap()
             .contains(" [init -i=my-cluster "),
@@ -642,7 +644,7 @@ async fn serve_runs_the_webhook_until_sigterm() {
     let exec = server.find_log("executing: ").unwrap();
     let h = host_dir.display();
     assert_eq!(
-        exec["message"],
+        exec["msg"],
         format!(
             "executing: /usr/local/bin/aws-iam-authenticator [server --config={h}/config.yaml \
              --state-dir={h} --generate-kubeconfig={h}/kubeconfig.yaml \
@@ -699,13 +701,10 @@ fn serve_fails_when_init_fails_and_never_starts_the_server() {
     let lines = all_json(&stderr);
     all_json(&String::from_utf8_lossy(&out.stdout));
     assert!(
-        lines[0]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("running: "),
+        lines[0]["msg"].as_str().unwrap().starts_with("running: "),
         "{stderr}"
     );
-    assert_eq!(lines.last().unwrap()["level"], "ERROR", "{stderr}");
+    assert_eq!(lines.last().unwrap()["level"], "fatal", "{stderr}");
     assert!(!stderr.contains("executing: "), "{stderr}");
 }
 
@@ -723,9 +722,9 @@ fn with_json_logs_even_a_bad_verbosity_is_reported_as_json() {
     assert!(!out.status.success(), "{stderr}");
     let lines = all_json(&stderr);
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert_eq!(lines[0]["level"], "ERROR");
+    assert_eq!(lines[0]["level"], "error");
     assert!(
-        lines[0]["message"]
+        lines[0]["msg"]
             .as_str()
             .unwrap()
             .starts_with("Invalid log level \"loud\"")

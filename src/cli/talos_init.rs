@@ -52,7 +52,7 @@ pub fn run(_args: TalosInitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     // collectors parse it; the plain line `main` prints would break that.
     let fail = |e: &dyn std::fmt::Display| -> anyhow::Result<()> {
         if json {
-            tracing::error!("{e}");
+            crate::logging::fatal(&e.to_string());
             std::process::exit(1);
         }
         Err(anyhow!("{e}"))

@@ -163,7 +163,7 @@ pub fn log_messages(stderr: &[u8]) -> String {
             match serde_json::from_str::<serde_json::Value>(l)
                 .ok()
                 .as_ref()
-                .and_then(|v| v["message"].as_str())
+                .and_then(|v| v["msg"].as_str())
             {
                 Some(m) => m.to_owned(),
                 None => l.to_owned(),

@@ -193,7 +193,7 @@ impl Running {
             .unwrap()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+            .find(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(prefix)))
     }
 
     /// Waits (bounded) for a log line starting with `prefix`.
