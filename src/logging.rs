@@ -16,8 +16,9 @@ use time::macros::format_description;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The target of the last error a command reports before it exits 1; logged at level
@@ -112,6 +113,7 @@ pub fn init(format: LogFormat, level: tracing::Level) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .fmt_fields(SpanFields)
         .event_format(Logrus(format))
         .try_init();
 }
@@ -132,11 +134,30 @@ where
 {
     fn format_event(
         &self,
-        _ctx: &FmtContext<'_, S, N>,
+        ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut fields = Fields::default();
+        // The enclosing spans' fields (outermost first), then the event's own.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                let Some(stored) = ext.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                if let Ok(map) = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(stored)
+                {
+                    for (k, v) in map {
+                        let v = match v {
+                            serde_json::Value::String(s) => Value::Str(s),
+                            v => Value::Json(v),
+                        };
+                        fields.rest.insert(k, v);
+                    }
+                }
+            }
+        }
         event.record(&mut fields);
         let meta = event.metadata();
         let level = if meta.target() == FATAL_TARGET {
@@ -156,6 +177,36 @@ where
         };
         writer.write_str(&line)?;
         writer.write_char('\n')
+    }
+}
+
+/// Stores a span's fields as one JSON object, for [`Logrus`] to add to each event inside it.
+#[derive(Debug, Clone, Copy)]
+struct SpanFields;
+
+impl<'writer> FormatFields<'writer> for SpanFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut f = Fields::default();
+        fields.record(&mut f);
+        writer.write_str(&f.to_json())
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut f = Fields::default();
+        if let Ok(map) = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(current) {
+            f.rest = map.into_iter().map(|(k, v)| (k, Value::Json(v))).collect();
+        }
+        fields.record(&mut f);
+        current.fields = f.to_json();
+        Ok(())
     }
 }
 
@@ -219,6 +270,21 @@ impl Fields {
         } else {
             self.rest.insert(field.name().to_owned(), value);
         }
+    }
+}
+
+impl Fields {
+    /// All fields (a span's message too) as one JSON object.
+    fn to_json(&self) -> String {
+        let mut map: BTreeMap<&str, serde_json::Value> = self
+            .rest
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.json()))
+            .collect();
+        if !self.msg.is_empty() {
+            map.insert("message", self.msg.clone().into());
+        }
+        serde_json::to_string(&map).unwrap_or_default()
     }
 }
 
@@ -415,6 +481,49 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&rec.json()).unwrap();
         assert_eq!(v["msg"], "a <b> & c");
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn span_fields_are_extra_keys_of_the_events_inside() {
+        for (format, want) in [
+            (
+                LogFormat::Json,
+                r#""client":"127.0.0.1:9","level":"warning","method":"POST","msg":"denied","n":2,"path":"/authenticate","#,
+            ),
+            (
+                LogFormat::Text,
+                r#" level=warning msg=denied client="127.0.0.1:9" method=POST n=2 path=/authenticate"#,
+            ),
+        ] {
+            let buf = Buf::default();
+            let writer = buf.clone();
+            let sub = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .fmt_fields(SpanFields)
+                .event_format(Logrus(format))
+                .finish();
+            tracing::subscriber::with_default(sub, || {
+                let span = tracing::info_span!("authenticate", path = "/authenticate", client = %"127.0.0.1:9", method = tracing::field::Empty);
+                span.record("method", "POST");
+                let _g = span.enter();
+                tracing::warn!(n = 2, "denied");
+            });
+            let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            assert!(out.contains(want), "{out}\nwant {want}");
+        }
     }
 
     #[test]
