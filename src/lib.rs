@@ -21,13 +21,15 @@
 //! | [`go`]        | Go's `net/url`, `time.Parse`, base64 and `%q` as upstream uses them     |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
+//! | [`mapper::table`] | the lookup table every backend answers from (pure; keys per ARN kind)|
+//! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
 //! | [`metrics`]   | Prometheus metrics with upstream's names                                |
 //! | [`tls`]       | the webhook key pair in the state dir; rustls configs                   |
 //! | [`kubeconfig`]| the webhook kubeconfig the apiserver reads                              |
 //! | [`init`]      | idempotent, atomic creation of cert, key, kubeconfig and config         |
 //! | [`talos`]     | the Talos extension entrypoint: environment → `init` arguments → exec   |
-//! | [`k8s`]       | the Kubernetes client shared by the ConfigMap and CRD backends and `add`|
+//! | [`k8s`]       | the Kubernetes client (one per chain for ConfigMap and CRD; `add`)      |
 //! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
 //! | [`https`]     | the pooled HTTPS client of outbound calls: roots, CA file, timeouts     |
 //! | [`fsutil`]    | safe file writes: atomic, exclusive temp files, no links followed       |

@@ -23,6 +23,8 @@ use std::sync::{Arc, RwLock};
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use super::configmap::{ConfigMapMapper, Settings as ConfigMapSettings};
+use super::crd::CrdMapper;
 use super::dynamic_file::{DynamicFileMapper, e2e_latency};
 use super::file::{ConfigSource, FileMapper};
 use super::template::{self, RenderError};
@@ -116,20 +118,53 @@ async fn build_mappers(
     modes: &[BackendMode],
 ) -> Result<Mappers, Error> {
     let mut out: Vec<Arc<dyn Mapper>> = Vec::with_capacity(modes.len());
+    let mut client = None;
     for &mode in modes {
         info!(mapper = mode.name(), "starting mapper {:?}", mode.name());
         let fail = |message: String| Error::Backend { mode, message };
         let mapper: Arc<dyn Mapper> = match mode {
             BackendMode::MountedFile => Arc::clone(mounted) as Arc<dyn Mapper>,
-            BackendMode::DynamicFile => DynamicFileMapper::start(config)
-                .await
-                .map_err(|e| fail(e.to_string()))?,
-            BackendMode::EksConfigMap => super::configmap::start(config).await.map_err(fail)?,
-            BackendMode::Crd => super::crd::start(config).await.map_err(fail)?,
+            BackendMode::DynamicFile => {
+                let path = config
+                    .dynamic_file_path
+                    .clone()
+                    .ok_or_else(|| fail(super::dynamic_file::Error::NoPath.to_string()))?;
+                DynamicFileMapper::start_at(path, config.dynamic_file_user_id_strict).await
+            }
+            BackendMode::EksConfigMap => {
+                let settings = ConfigMapSettings {
+                    sso_role_match: config.feature_gates.sso_role_match,
+                };
+                let client = kube_client(&mut client, config).await.map_err(fail)?;
+                Arc::new(ConfigMapMapper::spawn_with(client, settings))
+            }
+            BackendMode::Crd => {
+                let client = kube_client(&mut client, config).await.map_err(fail)?;
+                Arc::new(CrdMapper::spawn(client))
+            }
         };
         out.push(mapper);
     }
     Ok(Arc::new(out))
+}
+
+/// The Kubernetes client of `--kubeconfig`/`--master`, created once per chain and
+/// shared by the EKSConfigMap and CRD backends (one connection pool, one token
+/// refresher).
+async fn kube_client(
+    slot: &mut Option<kube::Client>,
+    config: &ServerConfig,
+) -> Result<kube::Client, String> {
+    if let Some(client) = slot {
+        return Ok(client.clone());
+    }
+    let options =
+        crate::k8s::ClientOptions::new(config.kubeconfig.as_deref(), config.master.as_deref());
+    let client = crate::k8s::client(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    *slot = Some(client.clone());
+    Ok(client)
 }
 
 /// Sets `dynamic_file_enabled` and `dynamic_file_only` for the chain `modes`.
@@ -184,10 +219,18 @@ impl Chain {
         config_file: Option<ConfigSource>,
     ) -> Result<Chain, Error> {
         let lookup = ec2::from_config(config).await.map_err(Error::Ec2)?;
-        let mounted = Arc::new(FileMapper::new(config).map_err(|e| Error::Backend {
-            mode: BackendMode::MountedFile,
-            message: e.to_string(),
-        })?);
+        let mounted = Arc::new(
+            FileMapper::from_mappings(
+                &config.role_mappings,
+                &config.user_mappings,
+                &config.account_mappings,
+                config.feature_gates.sso_role_match,
+            )
+            .map_err(|e| Error::Backend {
+                mode: BackendMode::MountedFile,
+                message: e.to_string(),
+            })?,
+        );
         if let Some(source) = config_file {
             mounted.follow(source, config.clone());
         }

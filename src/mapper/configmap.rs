@@ -51,7 +51,6 @@ use serde_json::Value;
 
 use super::table::{RoleKey, Table, user_key};
 use super::{IdentityMapping, MapError, Mapper};
-use crate::config::ServerConfig;
 use crate::config::types::{BackendMode, RoleMapping, UserMapping, role_arn_key, user_arn_key};
 use crate::identity::Identity;
 use crate::metrics::{self, BackendLabel, EntryLabels};
@@ -493,19 +492,6 @@ impl Mapper for ConfigMapMapper {
     fn is_ready(&self) -> bool {
         self.shared.ready.load(Ordering::SeqCst)
     }
-}
-
-/// Starts the backend: the mapper answers from memory while a watch keeps it current.
-pub async fn start(config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
-    let options =
-        crate::k8s::ClientOptions::new(config.kubeconfig.as_deref(), config.master.as_deref());
-    let client = crate::k8s::client(&options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let settings = Settings {
-        sso_role_match: config.feature_gates.sso_role_match,
-    };
-    Ok(Arc::new(ConfigMapMapper::spawn_with(client, settings)))
 }
 
 #[cfg(test)]

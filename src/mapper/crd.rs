@@ -34,7 +34,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{IdentityMapping, MapError, Mapper};
-use crate::config::ServerConfig;
 use crate::config::types::{BackendMode, principal_arn_key};
 use crate::identity::Identity;
 
@@ -414,16 +413,6 @@ impl Mapper for CrdMapper {
     fn is_ready(&self) -> bool {
         self.shared.ready.load(Ordering::SeqCst)
     }
-}
-
-/// Starts the backend: the mapper answers from memory while a watch keeps it current.
-pub async fn start(config: &ServerConfig) -> Result<Arc<dyn Mapper>, String> {
-    let options =
-        crate::k8s::ClientOptions::new(config.kubeconfig.as_deref(), config.master.as_deref());
-    let client = crate::k8s::client(&options)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(CrdMapper::spawn(client)))
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@ use tracing::{debug, info, warn};
 
 use super::watch::{self, Event, FileWatch};
 use super::{IdentityMapping, MapError, Mapper};
-use crate::config::ServerConfig;
 use crate::config::file::lowercase_keys;
 use crate::config::types::{
     BackendMode, MappingError, RoleMapping, UserMapping, role_arn_key, user_arn_key,
@@ -264,15 +263,10 @@ pub struct DynamicFileMapper {
 }
 
 impl DynamicFileMapper {
-    /// Starts the backend for `server.dynamicfilepath`: loads the file once (a missing
-    /// file means no mappings until it appears), then follows it in a background task.
-    /// Needs a tokio runtime.
-    pub async fn start(config: &ServerConfig) -> Result<Arc<Self>, Error> {
-        let path = config.dynamic_file_path.clone().ok_or(Error::NoPath)?;
-        Ok(Self::start_at(path, config.dynamic_file_user_id_strict).await)
-    }
-
-    /// Starts the backend for the file at `path`.
+    /// Starts the backend for the file at `path` (`server.dynamicfilepath`; `strict`
+    /// is `server.dynamicfileuseridstrict`): loads the file once (a missing file means no
+    /// mappings until it appears), then follows it in a background task. Needs a tokio
+    /// runtime.
     pub async fn start_at(path: PathBuf, strict: bool) -> Arc<Self> {
         let state = Arc::new(State {
             path: path.clone(),

@@ -20,7 +20,6 @@ use tracing::{info, warn};
 use super::table::{RoleKey, Table, user_key};
 use super::watch;
 use super::{IdentityMapping, MapError, Mapper};
-use crate::config::ServerConfig;
 use crate::config::types::{BackendMode, MappingError, RoleMapping, UserMapping};
 use crate::identity::Identity;
 use crate::metrics::EntryLabels;
@@ -114,16 +113,6 @@ pub struct FileMapper {
 }
 
 impl FileMapper {
-    /// The backend for the config file's mappings.
-    pub fn new(config: &ServerConfig) -> Result<Self, Error> {
-        Self::from_mappings(
-            &config.role_mappings,
-            &config.user_mappings,
-            &config.account_mappings,
-            config.feature_gates.sso_role_match,
-        )
-    }
-
     /// Validates every entry (the first invalid one is the error) and indexes them.
     pub fn from_mappings(
         roles: &[RoleMapping],

@@ -425,7 +425,13 @@ mod tests {
         let path = PathBuf::from(PATH);
         let file = ConfigFile::parse(&path, text).unwrap();
         let (running, _) = ServerConfig::resolve(flags.clone(), Some(&file)).unwrap();
-        let mapper = FileMapper::new(&running).unwrap();
+        let mapper = FileMapper::from_mappings(
+            &running.role_mappings,
+            &running.user_mappings,
+            &running.account_mappings,
+            running.feature_gates.sso_role_match,
+        )
+        .unwrap();
         let reload = Reload {
             source: ConfigSource { path, flags },
             running,
