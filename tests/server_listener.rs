@@ -445,3 +445,58 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("\r\n\r\nok"), "{text}");
 }
+
+/// An HTTP/2 peer gets at most `HTTP2_MAX_CONCURRENT_STREAMS` streams at once (hyper's
+/// default is 200): with that many requests holding unfinished bodies, the next request on
+/// the same connection waits, while another client is served.
+#[tokio::test]
+async fn http2_streams_per_connection_are_bounded() {
+    use aws_iam_authenticator::server::listener::HTTP2_MAX_CONCURRENT_STREAMS;
+    use http_body_util::channel::Channel;
+    let f = start(
+        Duration::ZERO,
+        ListenerConfig::default(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let tls = tls_connect(f.addr, &f.ca, &[b"h2"]).await;
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let uri = |path: &str| format!("https://localhost:{}{path}", f.addr.port());
+    // A first answer: the server's SETTINGS (its stream limit) have arrived.
+    let r = send
+        .send_request(
+            Request::get(uri("/healthz"))
+                .body(Channel::<Bytes, std::convert::Infallible>::new(1).1)
+                .unwrap(),
+        )
+        .await;
+    drop(r);
+    let mut held = Vec::new();
+    for _ in 0..HTTP2_MAX_CONCURRENT_STREAMS {
+        let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+        tx.send_data(Bytes::from_static(b"{")).await.unwrap();
+        let req = Request::post(uri("/authenticate")).body(body).unwrap();
+        held.push((tx, send.send_request(req)));
+    }
+    // One stream more, complete this time: it cannot start while the others are open.
+    let (tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+    drop(tx);
+    let extra = tokio::spawn(send.send_request(Request::get(uri("/healthz")).body(body).unwrap()));
+    // Another client is served meanwhile.
+    let (status, _) = h1(&f, Method::GET, "/healthz", "").await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!extra.is_finished(), "a stream beyond the limit was served");
+    // Ending the held bodies frees the streams: the waiting request is answered.
+    held.clear();
+    let r = tokio::time::timeout(Duration::from_secs(5), extra)
+        .await
+        .expect("the waiting stream was never served")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

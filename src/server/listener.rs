@@ -36,6 +36,18 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a ping may go unanswered before the connection is closed.
 const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most concurrent HTTP/2 streams per connection (hyper's default: 200). kube-apiserver
+/// needs a few; each open stream may hold a request body being read.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 16;
+/// HTTP/2 flow-control window per stream: how much unread body a peer may send a stream
+/// (hyper's default: 1 MiB).
+pub const HTTP2_STREAM_WINDOW: u32 = 16 * 1024;
+/// HTTP/2 flow-control window per connection: how much unread body a peer may send across
+/// all its streams (the protocol's initial 64 KiB; hyper's default: 1 MiB).
+pub const HTTP2_CONNECTION_WINDOW: u32 = 64 * 1024;
+/// The largest HTTP/2 header list accepted, and the HTTP/1.1 read buffer: a TokenReview's
+/// headers are a few hundred bytes.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Default limit on open connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
@@ -95,6 +107,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
+        .max_buf_size(MAX_HEADER_BYTES)
         .header_read_timeout(config.header_read_timeout);
     // HTTP/2 has no per-request header timeout; pings find peers that vanished without
     // closing, so their connections do not hold a slot for ever.
@@ -102,7 +115,14 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
-        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
+        // Bounds what one connection can make us buffer: at most the connection window of
+        // unread body, plus what the handlers have collected of at most this many streams.
+        .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS)
+        .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_send_buf_size(MAX_HEADER_BYTES);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
