@@ -4,6 +4,7 @@
 //! so kubeconfigs, DaemonSets and scripts written for the Go tool keep working.
 
 pub mod add;
+pub mod completion;
 pub mod init;
 pub mod server;
 pub mod talos_init;
@@ -113,6 +114,8 @@ pub enum Command {
     Add(add::AddArgs),
     /// Version will output the current build information
     Version(version::VersionArgs),
+    /// Generate the autocompletion script for the specified shell
+    Completion(completion::CompletionArgs),
     /// Talos system extension entrypoint: read the environment, then run `init` once
     #[command(name = "talos-init")]
     TalosInit(talos_init::TalosInitArgs),
@@ -162,6 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(args, &global).await,
         Command::Add(args) => add::run(args, &global).await,
         Command::Version(args) => version::run(args),
+        Command::Completion(args) => completion::run(args),
         Command::TalosInit(args) => talos_init::run(args, &global),
     }
 }
