@@ -714,3 +714,32 @@ fn links_at_the_old_temporary_names_are_not_written_through() {
     }
     assert_eq!(tls::load(&state).unwrap().unwrap(), pair);
 }
+
+/// `init` validates the whole configuration as `server` does: a config the server would
+/// refuse fails `init` too, naming the problem, and nothing is written.
+#[test]
+fn a_config_the_server_would_refuse_fails_init() {
+    let cases = [
+        ("clusterID: c\nserver:\n  partition: aws-nk\n", "partition"),
+        (
+            "clusterID: c\nserver:\n  backendMode: [Bogus]\n",
+            "backend-mode \"Bogus\" is not a valid mode",
+        ),
+    ];
+    for (content, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, content).unwrap();
+        let state = dir.path().join("state");
+        let out = bin()
+            .args(["init", "-c"])
+            .arg(&config)
+            .arg(format!("--state-dir={}", state.display()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{content}: {stderr}");
+        assert!(stderr.contains(want), "{content}: {stderr}");
+        assert!(!state.join("cert.pem").exists(), "{content}");
+    }
+}

@@ -9,7 +9,7 @@ use super::GlobalArgs;
 use crate::config::types::FeatureGates;
 use crate::config::{
     ConfigFile, DEFAULT_ADDRESS, DEFAULT_GENERATE_KUBECONFIG, DEFAULT_HOSTNAME, DEFAULT_PORT,
-    DEFAULT_STATE_DIR,
+    DEFAULT_STATE_DIR, ServerConfig, ServerFlags,
 };
 use crate::error::error_chain;
 use crate::init::{self, Options, Owner};
@@ -131,6 +131,16 @@ pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         None => FeatureGates::default(),
     };
     let file = file.as_ref();
+    // upstream: cmd/aws-iam-authenticator/init.go calls getConfig(), which validates the
+    // whole configuration as `server` does (partition, backend modes, mappings, …), so a
+    // config that `server` would refuse is refused here too, before anything is written.
+    // Its warnings are the server's to log.
+    let flags = ServerFlags {
+        cluster_id: Some(cluster_id.clone()),
+        feature_gates: global.feature_gates.clone(),
+        ..ServerFlags::default()
+    };
+    ServerConfig::resolve(flags, file).map_err(|e| anyhow!("could not get config: {e:#}"))?;
 
     let hostname = string_setting(args.hostname.as_ref(), file, "server.hostname")?
         .unwrap_or_else(|| DEFAULT_HOSTNAME.to_owned());
