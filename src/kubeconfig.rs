@@ -257,6 +257,29 @@ mod tests {
     }
 
     #[test]
+    fn a_link_at_the_kubeconfig_is_refused_and_its_target_untouched() {
+        // The server writes its kubeconfig with this too.
+        let dir = tempfile::tempdir().unwrap();
+        let pair = tls::generate("localhost", "127.0.0.1").unwrap();
+        let url = server_url("localhost", 21362);
+        let target = dir.path().join("private");
+        fs::write(&target, render_for(&pair, &url).unwrap()).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        let path = dir.path().join("kubeconfig.yaml");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = write_webhook(&path, &pair, &url).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{} is a symbolic link", path.display())),
+            "{err}"
+        );
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
     fn write_is_idempotent_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig.yaml");

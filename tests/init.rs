@@ -743,3 +743,37 @@ fn a_config_the_server_would_refuse_fails_init() {
         assert!(!state.join("cert.pem").exists(), "{content}");
     }
 }
+
+#[test]
+fn concurrent_runs_take_turns_and_agree_on_one_pair() {
+    // Runs on one state dir hold its lock in turn: the first creates the pair, the others
+    // keep it, and the kubeconfig trusts it. Without the lock, one run's key could end up
+    // beside another's certificate.
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                bin()
+                    .args(["init", "-i", "my-cluster"])
+                    .arg(format!("--state-dir={}", state.display()))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut created = 0;
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "round {round}: {stderr}");
+            if stderr.contains("saving new key and certificate") {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+        let pair = tls::load(state).unwrap().unwrap();
+        assert!(kubeconfig::matches_pair(&state.join("kubeconfig.yaml"), &pair).unwrap());
+    }
+}
