@@ -500,3 +500,208 @@ async fn http2_streams_per_connection_are_bounded() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// A TCP connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket.connect(addr).await
+}
+
+/// A TLS connection from `from` that may be refused or cut.
+async fn try_tls_from(
+    from: [u8; 4],
+    addr: SocketAddr,
+    ca: &CertificateDer<'static>,
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = connect_from(from, addr).await.ok()?;
+    let connect = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp);
+    tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .ok()?
+        .ok()
+}
+
+/// One HTTP/1.1 GET over `io`, answered within 10 s or `None`.
+async fn request_over<T>(io: T, path: &str) -> Option<StatusCode>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let exchange = async move {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let r = send
+            .send_request(request(Method::GET, path, ""))
+            .await
+            .ok()?;
+        Some(r.status())
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether the server closes `io` (EOF or reset) within 10 s without being sent anything.
+async fn closed_by_server<T: tokio::io::AsyncRead + Unpin>(mut io: T) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Hundreds of sockets from one address that connect (and on the TLS port, handshake) and
+/// then send nothing take neither port from other clients: past the per-address cap the
+/// server closes them, so another address, a kubelet probing `/healthz` say, is served.
+#[tokio::test]
+async fn one_peer_cannot_take_every_slot() {
+    let limits = ListenerConfig {
+        // Long enough that only the per-address cap can free the slots during the test.
+        header_read_timeout: Duration::from_secs(120),
+        max_connections: 64,
+        ..ListenerConfig::default()
+    };
+    assert_eq!(limits.per_peer_limit(), 16);
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..300 {
+        let ca = f.ca.clone();
+        let (addr, health) = (f.addr, f.health);
+        attempts.spawn(async move {
+            let tls = try_tls_from([127, 0, 0, 1], addr, &ca).await;
+            let plain = connect_from([127, 0, 0, 1], health).await.ok();
+            (tls, plain)
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(r) = attempts.join_next().await {
+        held.push(r.unwrap());
+    }
+    let handshaken = held.iter().filter(|(t, _)| t.is_some()).count();
+    assert!(handshaken >= 1, "no idle TLS socket got through");
+
+    // Another client, on both ports, while the sockets above are open.
+    let tls = try_tls_from([127, 0, 0, 2], f.addr, &f.ca)
+        .await
+        .expect("TLS port refused another client");
+    assert_eq!(request_over(tls, "/healthz").await, Some(StatusCode::OK));
+    let tcp = connect_from([127, 0, 0, 2], f.health).await.unwrap();
+    assert_eq!(request_over(tcp, "/healthz").await, Some(StatusCode::OK));
+    drop(held);
+    f.shutdown.cancel();
+    assert!(f.run.await.unwrap());
+}
+
+/// Sockets that connect (and on the TLS port, handshake) and then send nothing are closed
+/// after the header timeout, on both ports, after which their address is served again.
+#[tokio::test]
+async fn sockets_that_never_send_a_request_are_closed() {
+    let limits = ListenerConfig {
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: 64,
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let mut idle_tls = Vec::new();
+    let mut idle_plain = Vec::new();
+    for _ in 0..limits.per_peer_limit() {
+        idle_tls.push(
+            try_tls_from([127, 0, 0, 1], f.addr, &f.ca)
+                .await
+                .expect("handshake"),
+        );
+        idle_plain.push(connect_from([127, 0, 0, 1], f.health).await.unwrap());
+    }
+    for s in idle_tls {
+        assert!(closed_by_server(s).await, "idle TLS socket kept open");
+    }
+    for s in idle_plain {
+        assert!(closed_by_server(s).await, "idle health socket kept open");
+    }
+    let tcp = connect_from([127, 0, 0, 1], f.health).await.unwrap();
+    assert_eq!(request_over(tcp, "/healthz").await, Some(StatusCode::OK));
+    let tls = try_tls_from([127, 0, 0, 1], f.addr, &f.ca).await.unwrap();
+    assert_eq!(request_over(tls, "/healthz").await, Some(StatusCode::OK));
+}
+
+/// An HTTP/2 connection that never opens a stream is closed after the header timeout.
+#[tokio::test]
+async fn silent_http2_connection_is_closed() {
+    let limits = ListenerConfig {
+        header_read_timeout: Duration::from_millis(500),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let tls = tls_connect(f.addr, &f.ca, &[b"h2"]).await;
+    assert!(
+        closed_by_server(tls).await,
+        "silent HTTP/2 connection kept open"
+    );
+}
+
+/// A body that trickles in is cut off by the request timeout with a 408.
+#[tokio::test]
+async fn slow_body_gets_408() {
+    let limits = ListenerConfig {
+        request_timeout: Duration::from_millis(500),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    tls.write_all(
+        b"POST /authenticate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"apiVersion\"",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "request with a stalled body still open after 10 s"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+/// An HTTP/2 connection is not cut while a request longer than the idle timeout is in
+/// flight, and is closed once it has had no request for the idle timeout.
+#[tokio::test]
+async fn idle_http2_connection_is_closed_after_its_requests() {
+    let limits = ListenerConfig {
+        idle_timeout: Duration::from_millis(300),
+        // Far beyond the wait below: only the idle timeout can close this connection.
+        header_read_timeout: Duration::from_secs(120),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::from_secs(1), limits, Duration::from_secs(5)).await;
+    let tls = tls_connect(f.addr, &f.ca, &[b"h2"]).await;
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let r = send
+        .send_request(request(Method::POST, "/authenticate", &review("tok")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("alice"));
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(closed.is_ok(), "idle HTTP/2 connection kept open");
+}

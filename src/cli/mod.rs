@@ -100,6 +100,9 @@ impl GlobalArgs {
 }
 
 /// The subcommands.
+// Parsed once at startup; `server`'s many flags make its variant the largest, which costs
+// nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Authenticate using AWS IAM and get token for Kubernetes

@@ -109,6 +109,19 @@ pub struct ServerArgs {
     /// Most connections served at once per listener; more wait to be accepted
     #[arg(long = "max-connections", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Most connections open at once from one client IP address, per listener; 0 means a quarter of --max-connections
+    #[arg(
+        long = "max-connections-per-client",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub max_connections_per_client: usize,
+    /// A keep-alive connection with no request for this long is closed (e.g. 90s); one that never sends a request is closed after --read-header-timeout
+    #[arg(long = "idle-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "90s")]
+    pub idle_timeout: Duration,
+    /// A request not answered within this time, body read included, gets HTTP 408 (e.g. 30s)
+    #[arg(long = "request-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
 }
 
 impl ServerArgs {
@@ -167,6 +180,9 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         limits: ListenerConfig {
             header_read_timeout: args.read_header_timeout,
             max_connections: args.max_connections,
+            max_connections_per_peer: args.max_connections_per_client,
+            idle_timeout: args.idle_timeout,
+            request_timeout: args.request_timeout,
             ..ListenerConfig::default()
         },
     };

@@ -4,12 +4,19 @@
 //! `auto` builder (HTTP/1.1 and HTTP/2) with a header-read timeout, watched by a
 //! [`GracefulShutdown`] so a shutdown lets in-flight requests finish. A semaphore bounds
 //! the number of open connections; at the bound, new connections wait in the kernel's
-//! accept queue.
+//! accept queue. So that idle or slow clients cannot hold every slot:
+//! * a connection with no request in flight is closed once idle: after the header timeout
+//!   if it never started a request, after the idle timeout between keep-alive requests;
+//! * a request (body read and answer included) has a deadline, after which it gets a 408;
+//! * one peer IP address may hold at most a share of the slots; past it, its new
+//!   connections are closed at once, so other clients and the kubelet's probes get served.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,6 +57,14 @@ pub const HTTP2_CONNECTION_WINDOW: u32 = 64 * 1024;
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Default limit on open connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default time a connection may stay open with no request in flight, between keep-alive
+/// requests. kube-apiserver keeps its webhook connections for reuse; 90 s matches Go's
+/// `http.DefaultTransport` idle timeout, so an idle pooled connection is seldom closed
+/// under the client just before it would reuse it. A connection that never sent a first
+/// request gets only the header timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Default limit on one request, from its headers to its answer, body read included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a listener serves: a request and the peer address in, a response out.
 pub type Handler = Arc<
@@ -70,6 +85,26 @@ pub struct ListenerConfig {
     pub header_read_timeout: Duration,
     /// At most this many connections are served at once.
     pub max_connections: usize,
+    /// A connection with no request in flight for this long since its last answer is
+    /// closed (before its first request, `header_read_timeout` applies instead).
+    pub idle_timeout: Duration,
+    /// A request not answered within this time, body read included, gets a 408.
+    pub request_timeout: Duration,
+    /// At most this many open connections per peer IP address; 0 means a quarter of
+    /// `max_connections`.
+    pub max_connections_per_peer: usize,
+}
+
+impl ListenerConfig {
+    /// The per-peer cap in force: the configured one, or a quarter of the total, at least 1.
+    pub fn per_peer_limit(&self) -> usize {
+        let limit = if self.max_connections_per_peer == 0 {
+            self.max_connections / 4
+        } else {
+            self.max_connections_per_peer
+        };
+        limit.max(1)
+    }
 }
 
 impl Default for ListenerConfig {
@@ -78,6 +113,9 @@ impl Default for ListenerConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections_per_peer: 0,
         }
     }
 }
@@ -127,6 +165,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let local = listener.local_addr().ok();
+    let peers = Arc::new(PeerCounts::default());
+    let per_peer = config.per_peer_limit();
 
     loop {
         let permit = tokio::select! {
@@ -150,19 +190,38 @@ pub async fn serve(
                 }
             },
         };
+        let Some(peer_slot) = PeerCounts::enter(&peers, peer.ip(), per_peer) else {
+            tracing::debug!(client = %peer, limit = per_peer, "too many connections from this address; closing");
+            drop(tcp);
+            continue;
+        };
         // Before spawning, so a shutdown that starts now still reaches this connection.
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
         let handler = Arc::clone(&handler);
         let acceptor = acceptor.clone();
         let timeout = config.handshake_timeout;
+        let request_timeout = config.request_timeout;
+        let first_deadline = config.header_read_timeout;
+        let idle_timeout = config.idle_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            let _peer_slot = peer_slot;
             let _ = tcp.set_nodelay(true);
-            let service = service_fn(move |req| {
-                let handler = Arc::clone(&handler);
-                async move { Ok::<_, std::convert::Infallible>(guarded(handler, req, peer).await) }
-            });
+            let activity = Arc::new(Activity::new());
+            let service = {
+                let activity = Arc::clone(&activity);
+                service_fn(move |req| {
+                    let handler = Arc::clone(&handler);
+                    let busy = Activity::begin(&activity);
+                    async move {
+                        let r = guarded(handler, req, peer, request_timeout).await;
+                        drop(busy);
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                })
+            };
+            let idle = activity.idle(first_deadline, idle_timeout);
             match acceptor {
                 Some(acceptor) => {
                     let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
@@ -177,14 +236,21 @@ pub async fn serve(
                         }
                     };
                     let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                    // Dropping the connection on the idle deadline closes its socket.
+                    tokio::select! {
+                        r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
+                            tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                        },
+                        () = idle => tracing::debug!(client = %peer, "closing an idle connection"),
                     }
                 }
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                    tokio::select! {
+                        r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
+                            tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+                        },
+                        () = idle => tracing::debug!(client = %peer, "closing an idle connection"),
                     }
                 }
             }
@@ -195,14 +261,138 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
+/// Open connections per peer IP address.
+#[derive(Default)]
+struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection counted against its peer; uncounted on drop.
+struct PeerSlot {
+    counts: Arc<PeerCounts>,
+    ip: IpAddr,
+}
+
+impl PeerCounts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // The map stays consistent whatever panicked while holding it: each update is one
+        // insert or remove.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a connection from `ip`, unless it already has `limit` open.
+    fn enter(counts: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<PeerSlot> {
+        let mut map = counts.lock();
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            counts: Arc::clone(counts),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock();
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection is doing: requests in flight and when the last one was answered.
+struct Activity {
+    opened: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `opened` to the last answer, plus one; 0 before any.
+    last_done: AtomicU64,
+    /// Wakes the idle watch when a request begins or ends, so its deadline is recomputed.
+    changed: tokio::sync::Notify,
+}
+
+/// One request in flight; on drop, it is answered.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.0.last_done.store(ms + 1, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_one();
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_done: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn begin(this: &Arc<Self>) -> Busy {
+        this.in_flight.fetch_add(1, Ordering::SeqCst);
+        this.changed.notify_one();
+        Busy(Arc::clone(this))
+    }
+
+    /// Completes once the connection has had no request in flight for its deadline:
+    /// `first` from its opening if it never had a request, `idle` from its last answer.
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let deadline = if self.in_flight.load(Ordering::SeqCst) > 0 {
+                // A request bounds itself (the request timeout); look again after it.
+                now + idle
+            } else {
+                match self.last_done.load(Ordering::SeqCst) {
+                    0 => self.opened + first,
+                    ms => self.opened + Duration::from_millis(ms - 1) + idle,
+                }
+            };
+            if deadline <= now {
+                return;
+            }
+            // notify_one keeps a wake-up that comes before this wait, so none is lost.
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.changed.notified() => {}
+            }
+        }
+    }
+}
+
 /// Runs the handler in its own task, so a panic (a bug) costs one request a 500 and
-/// neither the connection's other requests nor the process.
+/// neither the connection's other requests nor the process; a request that outlives
+/// `limit` (a body that trickles in, say) is abandoned with a 408.
 async fn guarded(
     handler: Handler,
     req: Request<Incoming>,
     peer: SocketAddr,
+    limit: Duration,
 ) -> Response<Full<Bytes>> {
-    match tokio::spawn(handler(req, peer)).await {
+    let task = tokio::spawn(handler(req, peer));
+    let abort = task.abort_handle();
+    let joined = match tokio::time::timeout(limit, task).await {
+        Ok(j) => j,
+        Err(_) => {
+            abort.abort();
+            tracing::debug!(client = %peer, "request timed out");
+            let mut r = Response::new(Full::new(Bytes::from_static(b"request timed out\n")));
+            *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            return r;
+        }
+    };
+    match joined {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(client = %peer, error = %e, "request handler failed");
