@@ -25,6 +25,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag};
@@ -492,6 +493,25 @@ impl Dir {
     /// call this: it can't tell a dead writer's file from a live one's. Returns the
     /// names removed.
     pub fn remove_stale_temps(&self, targets: &[&OsStr]) -> Result<Vec<OsString>, Error> {
+        self.remove_temps(targets, None)
+    }
+
+    /// As [`Dir::remove_stale_temps`], for writers without a lock of the directory: only
+    /// temporary files last modified at least `min_age` ago are removed. A write takes
+    /// milliseconds, so a file that old was left by a writer that died.
+    pub fn remove_abandoned_temps(
+        &self,
+        targets: &[&OsStr],
+        min_age: Duration,
+    ) -> Result<Vec<OsString>, Error> {
+        self.remove_temps(targets, Some(min_age))
+    }
+
+    fn remove_temps(
+        &self,
+        targets: &[&OsStr],
+        min_age: Option<Duration>,
+    ) -> Result<Vec<OsString>, Error> {
         let err = |source| Error::Op {
             action: "list directory",
             path: self.path.clone(),
@@ -509,7 +529,9 @@ impl Dir {
         for entry in listing.iter() {
             let entry = entry.map_err(|e| err(errno(e)))?;
             let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if targets.iter().any(|t| is_temp_of(name, t)) {
+            if targets.iter().any(|t| is_temp_of(name, t))
+                && min_age.is_none_or(|age| self.modified_before(name, age))
+            {
                 stale.push(name.to_owned());
             }
         }
@@ -524,6 +546,19 @@ impl Dir {
             self.sync()?;
         }
         Ok(stale)
+    }
+
+    /// Whether `name` (not followed if a link) was last modified `age` ago or earlier;
+    /// false when it can't be told (gone meanwhile, clock oddities).
+    fn modified_before(&self, name: &OsStr, age: Duration) -> bool {
+        let Ok(st) = nix::sys::stat::fstatat(self.file.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        else {
+            return false;
+        };
+        let modified = UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, 0);
+        SystemTime::now()
+            .duration_since(modified)
+            .is_ok_and(|elapsed| elapsed >= age)
     }
 }
 

@@ -43,6 +43,9 @@ pub const DEFAULT_CACHE_FILE: &str = ".kube/cache/aws-iam-authenticator/credenti
 /// The provider name reported for credentials served from the cache.
 const PROVIDER_NAME: &str = "FileCache";
 
+/// How old a temporary file of the cache must be before a writer removes it as abandoned.
+const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Why the cache cannot be used (the run then proceeds without it).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -310,7 +313,15 @@ impl FileCacheProvider {
             message: e.to_string(),
         })?;
         let text = unquote_timestamps(&text);
-        crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)?;
+        let (dir, name) = crate::fsutil::Dir::open_parent(&self.path)?;
+        // A `token --cache` killed mid-write leaves its temporary file; the next writer
+        // removes it. Writers of the same file may each hold a lock of a different inode
+        // (a rename swaps the file under the lock), so only a file too old to be a live
+        // writer's is removed.
+        if let Err(e) = dir.remove_abandoned_temps(&[name.as_os_str()], ABANDONED_TEMP_AGE) {
+            tracing::debug!("Not removing stale cache temporaries: {e}");
+        }
+        dir.write_atomic(&name, text.as_bytes(), 0o600, None)?;
         drop(locked);
         Ok(())
     }
@@ -616,5 +627,42 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, Error::Parse { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_write_removes_temporaries_killed_writers_left_but_not_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        let abandoned = dir.path().join(".credentials.yaml.tmp.00000000000000ab");
+        let live = dir.path().join(".credentials.yaml.tmp.00000000000000cd");
+        let unrelated = dir.path().join(".other.yaml.tmp.00000000000000ef");
+        for p in [&abandoned, &live, &unrelated] {
+            fs::write(p, "partial").unwrap();
+        }
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for p in [&abandoned, &unrelated] {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(an_hour_ago)
+                .unwrap();
+        }
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let p = FileCacheProvider::new(
+            path.clone(),
+            key(""),
+            Counting {
+                calls,
+                expiry: Some(SystemTime::now() + Duration::from_secs(3600)),
+            },
+        )
+        .await
+        .unwrap();
+        p.provide_credentials().await.unwrap();
+        assert!(path.exists());
+        assert!(!abandoned.exists(), "an hour-old temporary is removed");
+        assert!(live.exists(), "a fresh one may be a live writer's");
+        assert!(unrelated.exists(), "only the cache's own temporaries");
     }
 }
