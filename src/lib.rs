@@ -78,8 +78,10 @@ pub mod token;
 /// The version stamped into the binary: Cargo.toml's, the one source of truth.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The commit the binary was built from, when the build environment says so.
+/// The commit the binary was built from (`AWS_IAM_AUTHENTICATOR_COMMIT` at build time), or
+/// empty when unknown: unset and set-but-empty alike, as upstream's never-stamped
+/// `CommitID` is empty.
 pub const COMMIT: &str = match option_env!("AWS_IAM_AUTHENTICATOR_COMMIT") {
     Some(c) => c,
-    None => "unknown",
+    None => "",
 };

@@ -93,6 +93,8 @@ struct EmuState {
     instances: HashMap<String, String>,
     calls: Vec<Call>,
     failures: u32,
+    /// Bytes of filler added to each answer.
+    padding: usize,
     problems: Vec<String>,
 }
 
@@ -195,8 +197,9 @@ impl Ec2Emulator {
                 )
             })
             .collect();
+        let filler = "x".repeat(st.padding);
         let xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><filler>{filler}</filler><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"
         );
         Response::new(Full::new(Bytes::from(xml)))
     }
@@ -360,4 +363,20 @@ async fn an_empty_private_dns_name_is_not_a_name() {
     let emu = Ec2Emulator::start(&[("i-00000000000000001", "")]).await;
     let l = lookup(&emu, |_| {});
     assert!(l.private_dns_name("i-00000000000000001").await.is_err());
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused() {
+    let emu = fleet(1).await;
+    // One id per call: the answer may take 64 KiB plus 64 KiB per instance.
+    emu.state.lock().unwrap().padding = 200 * 1024;
+    let l = lookup(&emu, |s| s.max_batch = 1);
+    let e = l.private_dns_name(&id(0)).await.unwrap_err();
+    assert!(
+        e.contains("EC2 answered more than 131072 bytes for 1 instance(s)"),
+        "{e}"
+    );
+    // Just under the cap is read as usual.
+    emu.state.lock().unwrap().padding = 100 * 1024;
+    assert_eq!(l.private_dns_name(&id(0)).await.unwrap(), dns(0));
 }

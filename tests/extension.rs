@@ -692,7 +692,7 @@ fn pkg_yaml_pins_the_rust_toolchain_by_sha256_and_sha512() {
 }
 
 /// `--build-arg=COMMIT=…` is what `version` reports, and the package test checks it; a
-/// build without it leaves the commit unknown rather than empty.
+/// build without it leaves the commit unknown, which `version` omits.
 #[test]
 fn pkg_yaml_stamps_the_commit_it_is_given() {
     let commit = "0123456789abcdef0123456789abcdef01234567";

@@ -8,7 +8,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::connect::dns::GaiResolver;
 
 use super::{API_VERSION, Error, Settings};
@@ -17,6 +17,16 @@ use super::{API_VERSION, Error, Settings};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an error body quoted in an error message.
 const MAX_QUOTED_BODY: usize = 512;
+/// What a `DescribeInstances` answer may take beyond its instances (envelope, errors).
+const BODY_BASE_BYTES: usize = 64 * 1024;
+/// What one instance may take in it: a full description with its interfaces, volumes and
+/// tags is a few KiB, so this leaves ample room while bounding what a call buffers.
+const BODY_PER_INSTANCE_BYTES: usize = 64 * 1024;
+
+/// The largest answer read for a call about `ids` instances (6.4 MiB for a full batch).
+fn max_body_bytes(ids: usize) -> usize {
+    BODY_BASE_BYTES.saturating_add(BODY_PER_INSTANCE_BYTES.saturating_mul(ids))
+}
 
 /// Signs and sends `DescribeInstances`.
 #[derive(Debug)]
@@ -128,6 +138,7 @@ impl Ec2Client {
             .await
             .map_err(|e| format!("no credentials: {e}"))?;
         let request = self.signed_request(&credentials, Self::body(ids))?;
+        let limit = max_body_bytes(ids.len());
         let exchange = async {
             let response = self
                 .http
@@ -135,11 +146,19 @@ impl Ec2Client {
                 .await
                 .map_err(|e| crate::error::error_chain(&e))?;
             let status = response.status();
-            let body = response
-                .into_body()
+            let body = Limited::new(response.into_body(), limit)
                 .collect()
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        format!(
+                            "EC2 answered more than {limit} bytes for {} instance(s)",
+                            ids.len()
+                        )
+                    } else {
+                        crate::error::error_chain(e.as_ref())
+                    }
+                })?
                 .to_bytes();
             Ok::<_, String>((status, body))
         };

@@ -48,22 +48,34 @@ impl TokenBucket {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // Paused time: sleeps advance the clock at once and exactly, so the spacing is
+    // checked without depending on the machine's load.
+    #[tokio::test(start_paused = true)]
     async fn token_bucket_spaces_calls() {
         let mut b = TokenBucket::new(10, 2);
         let start = Instant::now();
-        for _ in 0..4 {
+        let mut at = Vec::new();
+        for _ in 0..5 {
             b.acquire().await;
+            at.push(start.elapsed());
         }
-        // Two at once (burst), then one every 100 ms.
-        let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(199), "{elapsed:?}");
-        assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+        // Two at once (the burst), then one every 100 ms.
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(at[..2], [ms(0), ms(0)]);
+        for (k, t) in at.iter().enumerate().skip(2) {
+            let want = ms(100 * (k as u64 - 1));
+            let off = t.abs_diff(want);
+            assert!(off < ms(2), "call {k} at {t:?}, want {want:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_rate_means_no_waiting() {
         let mut unlimited = TokenBucket::new(0, 0);
         let start = Instant::now();
         for _ in 0..100 {
             unlimited.acquire().await;
         }
-        assert!(start.elapsed() < Duration::from_millis(20));
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }
