@@ -22,6 +22,7 @@
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
 //! | [`mapper::table`] | the lookup table every backend answers from (pure; keys per ARN kind)|
+//! | [`mapper::trace`] | what the chain tried for one identity (`explain`; off for the server) |
 //! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
 //! | [`metrics`]   | Prometheus metrics with upstream's names                                |

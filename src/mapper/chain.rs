@@ -27,9 +27,10 @@ use super::configmap::{ConfigMapMapper, Settings as ConfigMapSettings};
 use super::crd::CrdMapper;
 use super::dynamic_file::{DynamicFileMapper, e2e_latency};
 use super::file::{ConfigSource, FileMapper};
-use super::template::{self, RenderError};
+use super::template;
+use super::trace::{Outcome, Trace};
 use super::watch::{self, Event, FileWatch};
-use super::{MapError, Mapper};
+use super::{IdentityMapping, MapError, Mapper};
 use crate::config::file::lowercase_keys;
 use crate::config::types::BackendMode;
 use crate::config::{ServerConfig, aggregate, validate_backend_modes};
@@ -308,53 +309,50 @@ impl Chain {
 
     /// Maps `identity` with upstream's algorithm (see the module docs).
     pub async fn map(&self, identity: &Identity) -> Result<MappedUser, Denied> {
+        self.map_traced(identity, &mut Trace::off()).await
+    }
+
+    /// [`Chain::map`], recording in `trace` what each backend was asked and answered,
+    /// the templates rendered and any refusal (`explain`). The decision is the same
+    /// code's either way.
+    pub async fn map_traced(
+        &self,
+        identity: &Identity,
+        trace: &mut Trace,
+    ) -> Result<MappedUser, Denied> {
         let mappers = self.mappers();
-        let lookup = self.inner.lookup.as_deref();
         let mut errors = Vec::new();
         for m in mappers.iter() {
-            let name = m.mode().name();
-            match m.map(identity) {
-                Ok(mapping) => {
-                    let render_denied = |what: &str, t: &str, e: RenderError| Denied {
-                        reason: format!(
-                            "mapper {name} renderTemplates error: error rendering {what} template {t:?}: {e}"
-                        ),
-                    };
-                    let username = template::render(&mapping.username, identity, lookup)
-                        .await
-                        .map_err(|e| render_denied("username", &mapping.username, e))?;
-                    let mut groups = Vec::with_capacity(mapping.groups.len());
-                    for g in &mapping.groups {
-                        groups.push(
-                            template::render(g, identity, lookup)
-                                .await
-                                .map_err(|e| render_denied("group", g, e))?,
-                        );
-                    }
-                    if let Some(prefixes) = self.inner.reserved.get(&m.mode())
-                        && prefixes
-                            .iter()
-                            .any(|p| !p.is_empty() && username.starts_with(p.as_str()))
-                    {
-                        // The doubled "with" is upstream's text, kept so existing log
-                        // searches and alerts keep matching.
-                        return Err(Denied {
-                            reason: format!(
-                                "invalid username '{username}' for mapper {name}: username must not begin with with the following prefixes: [{}]",
-                                prefixes.join(" ")
-                            ),
-                        });
-                    }
-                    return Ok(MappedUser { username, groups });
+            let mode = m.mode();
+            let refused = match m.map_traced(identity, trace) {
+                Ok(mapping) => return self.answer(mode, &mapping, identity, trace).await,
+                Err(MapError::NotMapped) => None,
+                Err(e) => {
+                    let reason = format!("mapper {} Map error: {e}", mode.name());
+                    errors.push(reason.clone());
+                    Some(reason)
                 }
-                Err(MapError::NotMapped) => {}
-                Err(e) => errors.push(format!("mapper {name} Map error: {e}")),
-            }
+            };
             if m.is_account_allowed(&identity.account_id) {
+                if let Some(r) = refused {
+                    trace.note(|| r);
+                }
+                trace.answered(
+                    mode,
+                    Outcome::AccountAllowed,
+                    Some(&format!(
+                        "account {} is in mapAccounts: the username is the caller's ARN, without groups",
+                        identity.account_id
+                    )),
+                );
                 return Ok(MappedUser {
                     username: identity.canonical_arn.clone(),
                     groups: Vec::new(),
                 });
+            }
+            match refused {
+                Some(r) => trace.answered(mode, Outcome::Refused, Some(&r)),
+                None => trace.answered(mode, Outcome::NotMapped, None),
             }
         }
         Err(Denied {
@@ -364,6 +362,66 @@ impl Chain {
                 aggregate(&errors)
             },
         })
+    }
+
+    /// The answer for a mapping backend `mode` found: templates rendered (an error
+    /// denies), then its reserved username prefixes checked (a match denies).
+    async fn answer(
+        &self,
+        mode: BackendMode,
+        mapping: &IdentityMapping,
+        identity: &Identity,
+        trace: &mut Trace,
+    ) -> Result<MappedUser, Denied> {
+        let name = mode.name();
+        let lookup = self.inner.lookup.as_deref();
+        let username = render(mode, "username", &mapping.username, identity, lookup, trace).await?;
+        let mut groups = Vec::with_capacity(mapping.groups.len());
+        for g in &mapping.groups {
+            groups.push(render(mode, "group", g, identity, lookup, trace).await?);
+        }
+        if let Some(prefixes) = self.inner.reserved.get(&mode)
+            && prefixes
+                .iter()
+                .any(|p| !p.is_empty() && username.starts_with(p.as_str()))
+        {
+            // The doubled "with" is upstream's text, kept so existing log searches and
+            // alerts keep matching.
+            let reason = format!(
+                "invalid username '{username}' for mapper {name}: username must not begin with with the following prefixes: [{}]",
+                prefixes.join(" ")
+            );
+            trace.answered(mode, Outcome::ReservedPrefix, Some(&reason));
+            return Err(Denied { reason });
+        }
+        trace.answered(mode, Outcome::Matched, None);
+        Ok(MappedUser { username, groups })
+    }
+}
+
+/// Renders template `t` of `field` (`username` or `group`); an error denies with
+/// upstream's text.
+async fn render(
+    mode: BackendMode,
+    field: &'static str,
+    t: &str,
+    identity: &Identity,
+    lookup: Option<&dyn PrivateDnsLookup>,
+    trace: &mut Trace,
+) -> Result<String, Denied> {
+    match template::render(t, identity, lookup).await {
+        Ok(value) => {
+            trace.rendered(field, t, &value);
+            Ok(value)
+        }
+        Err(e) => {
+            let reason = format!(
+                "mapper {} renderTemplates error: error rendering {field} template {t:?}: {e}",
+                mode.name()
+            );
+            trace.answered(mode, Outcome::RenderError, Some(&reason));
+            Err(Denied { reason })
+        }
     }
 }
 
@@ -794,7 +852,79 @@ mod tests {
         for (name, mappers, id, want) in cases {
             let chain = Chain::from_mappers(mappers, reserved(), None);
             assert_eq!(chain.map(&id).await, want, "{name}");
+            let mut trace = Trace::on();
+            assert_eq!(chain.map_traced(&id, &mut trace).await, want, "{name}");
+            // Every backend asked has one record, the last one saying how it ended.
+            let last = trace.backends().last().map(|b| b.outcome);
+            match &want {
+                Ok(_) => assert!(
+                    matches!(last, Some(Outcome::Matched | Outcome::AccountAllowed)),
+                    "{name}"
+                ),
+                Err(d) => assert!(
+                    last.is_none()
+                        || d.reason.contains(
+                            trace
+                                .backends()
+                                .last()
+                                .map_or("", |b| b.reason.as_deref().unwrap_or(""))
+                        ),
+                    "{name}"
+                ),
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn trace_records_each_backend_and_the_templates() {
+        let chain = Chain::from_mappers(
+            vec![
+                fake(
+                    DynamicFile,
+                    vec![(ALICE, Err("ARN does not match User ID"))],
+                    vec![],
+                ),
+                fake(Crd, vec![], vec![]),
+                fake(
+                    MountedFile,
+                    vec![(ALICE, Ok(("u:{{SessionName}}", vec!["{{AccountID}}"])))],
+                    vec![],
+                ),
+            ],
+            reserved(),
+            None,
+        );
+        let mut trace = Trace::on();
+        let got = chain
+            .map_traced(&identity(ALICE, "123456789012"), &mut trace)
+            .await;
+        assert_eq!(got, ok("u:alice-example.com", &["123456789012"]));
+        let b = trace.into_backends();
+        let outcomes: Vec<_> = b.iter().map(|b| (b.backend, b.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("DynamicFile", Outcome::Refused),
+                ("CRD", Outcome::NotMapped),
+                ("MountedFile", Outcome::Matched)
+            ]
+        );
+        assert_eq!(
+            b[0].reason.as_deref(),
+            Some("mapper DynamicFile Map error: ARN does not match User ID")
+        );
+        let rendered: Vec<_> = b[2]
+            .rendered
+            .iter()
+            .map(|r| (r.field, r.template.as_str(), r.value.as_str()))
+            .collect();
+        assert_eq!(
+            rendered,
+            [
+                ("username", "u:{{SessionName}}", "u:alice-example.com"),
+                ("group", "{{AccountID}}", "123456789012")
+            ]
+        );
     }
 
     #[test]

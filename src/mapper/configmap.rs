@@ -50,6 +50,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::table::{RoleKey, Table, user_key};
+use super::trace::Trace;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::{BackendMode, RoleMapping, UserMapping, role_arn_key, user_arn_key};
 use crate::identity::Identity;
@@ -483,6 +484,18 @@ impl Mapper for ConfigMapMapper {
             .current()
             .table
             .lookup(&identity.canonical_arn, self.shared.settings.sso_role_match)
+    }
+
+    fn map_traced(
+        &self,
+        identity: &Identity,
+        trace: &mut Trace,
+    ) -> Result<IdentityMapping, MapError> {
+        self.shared.current().table.lookup_traced(
+            &identity.canonical_arn,
+            self.shared.settings.sso_role_match,
+            trace,
+        )
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {

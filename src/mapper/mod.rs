@@ -14,6 +14,7 @@ pub mod dynamic_file;
 pub mod file;
 pub mod table;
 pub mod template;
+pub mod trace;
 pub mod watch;
 
 use crate::config::types::BackendMode;
@@ -50,6 +51,17 @@ pub trait Mapper: Send + Sync + std::fmt::Debug {
 
     /// Looks up the mapping for `identity`.
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError>;
+
+    /// [`Mapper::map`], recording which entry matched and the near misses in `trace`
+    /// (`explain`). Backends that cannot say which entry matched keep this default.
+    fn map_traced(
+        &self,
+        identity: &Identity,
+        trace: &mut trace::Trace,
+    ) -> Result<IdentityMapping, MapError> {
+        let _ = trace;
+        self.map(identity)
+    }
 
     /// Whether `account` is listed in this backend's `mapAccounts`.
     fn is_account_allowed(&self, account: &str) -> bool;

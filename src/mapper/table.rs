@@ -4,8 +4,11 @@
 //!
 //! MountedFile and EKSConfigMap build one per version of their source and swap it whole.
 
+mod explain;
+
 use std::collections::HashSet;
 
+use super::trace::Trace;
 use super::{IdentityMapping, MapError};
 use crate::config::types::{
     MappingError, RoleMapping, SsoArnMatcher, UserMapping, account_key, role_arn_key, user_arn_key,
@@ -93,18 +96,41 @@ impl Table {
     /// The mapping for the canonical ARN `arn`: the first role entry that matches, else
     /// the first user entry.
     pub fn lookup(&self, arn: &str, sso_enabled: bool) -> Result<IdentityMapping, MapError> {
+        self.lookup_traced(arn, sso_enabled, &mut Trace::off())
+    }
+
+    /// [`Table::lookup`], recording in `trace` which entry matched, the entries that
+    /// also match (shadowed) and, when none does, the near misses ([`explain`]).
+    pub fn lookup_traced(
+        &self,
+        arn: &str,
+        sso_enabled: bool,
+        trace: &mut Trace,
+    ) -> Result<IdentityMapping, MapError> {
+        let original = arn;
         let arn = arn.to_ascii_lowercase();
-        let found = self
+        let role = self
             .roles
             .iter()
-            .find(|(key, _)| key.matches(&arn, sso_enabled))
-            .map(|(_, m)| (&m.username, &m.groups))
-            .or_else(|| {
-                self.users
-                    .iter()
-                    .find(|(key, _)| *key == arn)
-                    .map(|(_, m)| (&m.username, &m.groups))
-            });
+            .position(|(key, _)| key.matches(&arn, sso_enabled));
+        let found = match role {
+            Some(i) => {
+                let m = &self.roles[i].1;
+                trace.matched(|| explain::role_entry(i, m));
+                Some((&m.username, &m.groups))
+            }
+            None => match self.users.iter().position(|(key, _)| *key == arn) {
+                Some(i) => {
+                    let m = &self.users[i].1;
+                    trace.matched(|| explain::user_entry(i, m));
+                    Some((&m.username, &m.groups))
+                }
+                None => None,
+            },
+        };
+        if trace.is_on() {
+            explain::notes(self, original, &arn, sso_enabled, role, trace);
+        }
         match found {
             Some((username, groups)) => Ok(IdentityMapping {
                 key: arn,

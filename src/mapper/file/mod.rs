@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tracing::{info, warn};
 
 use super::table::{RoleKey, Table, user_key};
+use super::trace::Trace;
 use super::watch;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::{BackendMode, MappingError, RoleMapping, UserMapping};
@@ -165,6 +166,15 @@ impl Mapper for FileMapper {
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         self.current()
             .lookup(&identity.canonical_arn, self.sso_enabled)
+    }
+
+    fn map_traced(
+        &self,
+        identity: &Identity,
+        trace: &mut Trace,
+    ) -> Result<IdentityMapping, MapError> {
+        self.current()
+            .lookup_traced(&identity.canonical_arn, self.sso_enabled, trace)
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {
