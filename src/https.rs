@@ -6,7 +6,10 @@
 //! one rustls crypto provider (aws-lc-rs), a connect timeout, pooled keep-alive
 //! connections, and no redirects: hyper's client never follows a 3xx, which callers see
 //! as the non-success answer it is. The whole exchange's deadline is the caller's, since
-//! it also covers reading the body.
+//! it also covers reading the body. The proxy variables of the environment are honoured
+//! ([`proxy`]).
+
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use rustls_pki_types::pem::PemObject;
 /// How long an idle pooled connection is kept.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The connector every client is built on, over the resolver `R`.
-pub type Connector<R> = HttpsConnector<HttpConnector<R>>;
+/// The connector every client is built on, over the resolver `R`: TLS over a direct
+/// connection or over a proxy's tunnel.
+pub type Connector<R> = HttpsConnector<proxy::ProxyConnector<HttpConnector<R>>>;
 /// A pooled client sending bodies of type `B`.
 pub type Client<R, B> = HyperClient<Connector<R>, B>;
 
@@ -52,6 +56,14 @@ pub enum Error {
         /// The parser's or the trust store's complaint, if any.
         detail: Option<String>,
     },
+    /// A proxy variable is unusable.
+    #[error("invalid proxy setting for {service} calls: {source}")]
+    Proxy {
+        /// Whom the client talks to.
+        service: &'static str,
+        /// The variable and its problem.
+        source: proxy::ProxyError,
+    },
     /// rustls refused the configuration.
     #[error("could not configure TLS for {service}: {source}")]
     Tls {
@@ -76,10 +88,13 @@ pub struct Options<'a> {
     /// Also allow plain `http://` URLs. Callers that allow it decide which (e.g. only
     /// loopback emulators); otherwise a plain URL is refused before connecting.
     pub allow_http: bool,
+    /// The proxy variables.
+    pub proxy: proxy::ProxyEnv,
 }
 
 impl<'a> Options<'a> {
-    /// HTTPS only, HTTP/1.1 and HTTP/2, the system roots only.
+    /// HTTPS only, HTTP/1.1 and HTTP/2, the system roots only, the proxies the
+    /// environment names (read now).
     pub fn new(service: &'static str, connect_timeout: Duration) -> Self {
         Self {
             service,
@@ -87,6 +102,7 @@ impl<'a> Options<'a> {
             connect_timeout,
             http2: true,
             allow_http: false,
+            proxy: proxy::ProxyEnv::from_env(),
         }
     }
 }
@@ -102,6 +118,13 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let proxies = options.proxy.proxies().map_err(|source| Error::Proxy {
+        service: options.service,
+        source,
+    })?;
+    if let Some(proxies) = &proxies {
+        proxies.log(options.service);
+    }
     let roots = root_store(options.service, options.ca_file)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -116,7 +139,10 @@ where
     let mut tcp = HttpConnector::new_with_resolver(resolver);
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
+    // The timeout bounds the TCP connection to the proxy too; the tunnel's setup and the
+    // TLS handshake fall under the caller's deadline for the whole exchange.
     tcp.set_connect_timeout(Some(options.connect_timeout));
+    let tcp = proxy::ProxyConnector::new(tcp, proxies);
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
     let builder = if options.allow_http {
         builder.https_or_http()

@@ -33,6 +33,7 @@
 //! | [`k8s`]       | the Kubernetes client (one per chain for ConfigMap and CRD; `add`)      |
 //! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
 //! | [`https`]     | the pooled HTTPS client of outbound calls: roots, CA file, timeouts     |
+//! | [`https::proxy`] | the proxy variables, and CONNECT tunnels through the proxy they name |
 //! | [`fsutil`]    | safe file writes: atomic, exclusive temp files, no links followed       |
 //! | [`error`]     | an error and its causes on one line                                     |
 //! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |
