@@ -38,14 +38,6 @@ pub(super) struct Ec2Client {
     timeout: Duration,
 }
 
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl Ec2Client {
     pub(super) fn new(
         settings: &Settings,
@@ -62,7 +54,7 @@ impl Ec2Client {
         let host = endpoint.host().ok_or_else(|| bad("no host"))?;
         match endpoint.scheme_str() {
             Some("https") => {}
-            Some("http") if is_loopback(host) => {}
+            Some("http") if crate::https::proxy::is_loopback(host) => {}
             Some("http") => return Err(bad("plain http is only allowed to loopback addresses")),
             _ => return Err(bad("expected an https URL")),
         }
