@@ -30,7 +30,7 @@ pub enum PrincipalType {
 pub struct ArnError(String);
 
 impl ArnError {
-    fn new(msg: impl Into<String>) -> Self {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
         Self(msg.into())
     }
 }

@@ -20,6 +20,7 @@
 //! | [`arn`]       | ARN parsing, canonicalisation and `ArnLike` matching (pure)             |
 //! | [`go`]        | Go's `net/url`, `time.Parse`, base64 and `%q` as upstream uses them     |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
+//! | [`explain`]   | `explain`: the chain's traced decision for one identity, as text or JSON |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
 //! | [`mapper::table`] | the lookup table every backend answers from (pure; keys per ARN kind)|
 //! | [`mapper::trace`] | what the chain tried for one identity (`explain`; off for the server) |
@@ -60,6 +61,7 @@ pub mod config;
 pub mod credentials;
 pub mod ec2;
 pub mod error;
+pub mod explain;
 pub mod fsutil;
 pub mod go;
 pub mod https;

@@ -72,6 +72,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(cli::Exit(code)) = e.downcast_ref::<cli::Exit>() {
+                return ExitCode::from(*code);
+            }
             if let Some(usage) = e.downcast_ref::<UsageError>() {
                 eprintln!("Error: {}\n{}", usage.message, usage.usage());
             } else if format == Some(LogFormat::Json) {

@@ -5,6 +5,7 @@
 
 pub mod add;
 pub mod completion;
+pub mod explain;
 pub mod init;
 pub mod server;
 pub mod talos_init;
@@ -119,6 +120,8 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(completion::CompletionArgs),
+    /// Explain how the server would map an ARN or a token's identity, and why
+    Explain(explain::ExplainArgs),
     /// Talos system extension entrypoint: read the environment, then run `init` once
     #[command(name = "talos-init")]
     TalosInit(talos_init::TalosInitArgs),
@@ -158,6 +161,12 @@ impl UsageError {
     }
 }
 
+/// The command has printed its answer and ends with this exit code (`explain`'s 1 for an
+/// identity that does not map, `validate`'s for findings); nothing more is printed.
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct Exit(pub u8);
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
@@ -169,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Add(args) => add::run(args, &global).await,
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
+        Command::Explain(args) => explain::run(args, &global).await,
         Command::TalosInit(args) => talos_init::run(args, &global),
     }
 }

@@ -146,6 +146,7 @@ impl ServerArgs {
             sts_resolve: self.sts_resolve.clone(),
             sts_ca_file: self.sts_ca_file.clone(),
             deny_with_forbidden: self.deny_with_forbidden,
+            dynamic_file_path: None,
         }
     }
 

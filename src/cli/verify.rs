@@ -82,12 +82,29 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         resolve: args.sts_resolve,
         ca_file: args.sts_ca_file,
     };
-    let client = sts::Client::new(&sts_options)?;
+    let identity = verify_token(&token, cluster_id, partition, &sts_options).await?;
+
+    if output == "json" {
+        println!("{}", to_json(&identity)?);
+    } else {
+        println!("{}", go_struct(&identity));
+    }
+    Ok(())
+}
+
+/// The server's verification of `token` (format checks, then STS), as `verify` runs it.
+pub(crate) async fn verify_token(
+    token: &str,
+    cluster_id: String,
+    partition: Partition,
+    sts_options: &StsOptions,
+) -> anyhow::Result<Identity> {
+    let client = sts::Client::new(sts_options)?;
     // upstream: always asks IMDS first (seconds off EC2); the instance region only
     // matters when the token's host is not in the endpoint table, so we look it up only
     // then.
     let needs_region = matches!(
-        validate(&token, partition, None, SystemTime::now()),
+        validate(token, partition, None, SystemTime::now()),
         Err(VerifyError::Host(HostError::UnexpectedHostname(_)))
     );
     let region = if needs_region {
@@ -96,17 +113,10 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         None
     };
     let verifier = Verifier::new(cluster_id, partition, region, client);
-    let identity = verifier
-        .verify(&token)
+    verifier
+        .verify(token)
         .await
-        .context("could not verify token")?;
-
-    if output == "json" {
-        println!("{}", to_json(&identity)?);
-    } else {
-        println!("{}", go_struct(&identity));
-    }
-    Ok(())
+        .context("could not verify token")
 }
 
 /// Go's `json.MarshalIndent(id, "", "    ")`.

@@ -140,6 +140,8 @@ pub struct ServerFlags {
     pub sts_ca_file: Option<PathBuf>,
     /// `--deny-with-forbidden`.
     pub deny_with_forbidden: Option<bool>,
+    /// `explain --dynamic-file`: overrides `server.dynamicfilepath`.
+    pub dynamic_file_path: Option<PathBuf>,
 }
 
 /// Why the server configuration is unusable. The texts are upstream's (`getConfig()` in
@@ -467,7 +469,10 @@ impl ServerConfig {
             None => None,
         }
         .unwrap_or_default();
-        let dynamic_file_path = non_empty(get_string("server.dynamicfilepath")?).map(PathBuf::from);
+        let dynamic_file_path = match flags.dynamic_file_path.clone() {
+            Some(p) => Some(p),
+            None => non_empty(get_string("server.dynamicfilepath")?).map(PathBuf::from),
+        };
         let dynamic_file_user_id_strict =
             get_bool("server.dynamicfileUserIDStrict")?.unwrap_or(false);
         let dynamic_backend_mode_path =

@@ -278,17 +278,27 @@ fn verify_failed(version: &'static str, e: &VerifyError, token: &str) -> Outcome
 
 /// The `status.user` of an accepted token: with the identity's details, or for a scrubbed
 /// account only the mapped name and groups.
+/// The `status.user.uid` of a mapped identity: `aws-iam-authenticator:<account>:<user
+/// id>`, or for a scrubbed (not loggable) account `aws-iam-authenticator:administrative:<username>`.
+pub fn uid(id: &Identity, username: &str, loggable: bool) -> String {
+    if loggable {
+        format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id)
+    } else {
+        format!("aws-iam-authenticator:administrative:{username}")
+    }
+}
+
 fn user_info(id: &Identity, user: MappedUser, loggable: bool) -> UserInfo {
     if loggable {
         UserInfo {
-            uid: format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id),
+            uid: uid(id, &user.username, true),
             extra: extra(id),
             username: user.username,
             groups: user.groups,
         }
     } else {
         UserInfo {
-            uid: format!("aws-iam-authenticator:administrative:{}", user.username),
+            uid: uid(id, &user.username, false),
             extra: BTreeMap::new(),
             username: user.username,
             groups: user.groups,

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod golden;
 pub mod sts_emulator;
 pub mod webhook;
 
