@@ -4,19 +4,26 @@
 //! whenever its own short cache misses, so the same token arrives many times. Entries are
 //! keyed by the SHA-256 of the token (the token itself is never stored), live no longer
 //! than the token is acceptable to STS and no longer than a configured maximum, and the
-//! map is bounded. Only STS verifications are cached; mappings are applied fresh on every
-//! request, so a mapping change takes effect at once. Concurrent requests for one token
-//! share a single STS call.
+//! map is bounded (least recently used out first). Only STS verifications are cached;
+//! mappings are applied fresh on every request, so a mapping change takes effect at once.
+//! Concurrent requests for one token share a single STS call, and its answer (an error
+//! too), whether caching is on or off.
+//!
+//! The map is moka's: per-entry expiry, O(1) bounded eviction off the lookup's critical
+//! section, and request coalescing (`try_get_with`: one caller runs the STS call, the
+//! others wait for its result; if that caller is cancelled, a waiting one takes over).
 //!
 //! upstream: pkg/server/server.go calls STS on every request; we cache because STS is the
 //! slowest and most rate-limited step on every kubectl call's path.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use moka::Expiry;
+use moka::future::Cache;
+use moka::policy::EvictionPolicy;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 
 use crate::metrics;
 use crate::token::{Token, VerifyError};
@@ -30,7 +37,6 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(5 * 60);
 
 type Key = [u8; 32];
-type Outcome = Option<Result<Verified, VerifyError>>;
 
 /// How the cache is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,53 +56,69 @@ impl Default for CacheConfig {
     }
 }
 
-#[derive(Debug)]
-struct Entry {
-    verified: Verified,
-    deadline: Instant,
+impl CacheConfig {
+    fn enabled(&self) -> bool {
+        self.capacity > 0 && !self.max_ttl.is_zero()
+    }
+
+    /// How long `verified` may be kept: until the token's own end (converted to the
+    /// monotonic clock) and at most `max_ttl`; zero (never served from the cache) when
+    /// caching is off, the token has already expired or the clock jumped.
+    fn ttl(&self, verified: &Verified) -> Duration {
+        if !self.enabled() {
+            return Duration::ZERO;
+        }
+        verified
+            .expires_at
+            .duration_since(SystemTime::now())
+            .map_or(Duration::ZERO, |left| left.min(self.max_ttl))
+    }
 }
 
-#[derive(Debug, Default)]
-struct State {
-    entries: HashMap<Key, Entry>,
-    in_flight: HashMap<Key, watch::Receiver<Outcome>>,
+/// A verified identity and how long it may be served.
+#[derive(Debug)]
+struct Cached {
+    verified: Verified,
+    ttl: Duration,
+}
+
+/// A coalesced answer that is not kept: moka hands a failed initialisation's error to
+/// every waiting request without inserting anything, which is also how an identity that
+/// may not be cached (caching off, or a token at its end) reaches them.
+#[derive(Debug)]
+enum NotKept {
+    Failed(VerifyError),
+    Uncacheable(Verified),
+}
+
+/// Each entry expires after its own time to live, fixed when it is inserted.
+struct PerEntry;
+
+impl Expiry<Key, Arc<Cached>> for PerEntry {
+    fn expire_after_create(
+        &self,
+        _key: &Key,
+        value: &Arc<Cached>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
 }
 
 /// A [`TokenVerifier`] that remembers what the one it wraps said.
 pub struct IdentityCache {
     inner: Arc<dyn TokenVerifier>,
     config: CacheConfig,
-    state: Arc<Mutex<State>>,
+    entries: Cache<Key, Arc<Cached>>,
 }
 
 impl std::fmt::Debug for IdentityCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityCache")
             .field("config", &self.config)
-            .field("len", &self.len())
+            .field("len", &self.entries.entry_count())
             .finish_non_exhaustive()
     }
-}
-
-/// Removes a key from the in-flight map when the call that owns it ends, however it ends
-/// (a cancelled leader must not leave followers waiting forever).
-struct InFlight {
-    state: Arc<Mutex<State>>,
-    key: Key,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        lock(&self.state).in_flight.remove(&self.key);
-    }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // The state stays consistent even if a holder panicked: every critical section is a
-    // single map operation.
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn key(token: &Token) -> Key {
@@ -106,117 +128,55 @@ fn key(token: &Token) -> Key {
 impl IdentityCache {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn TokenVerifier>, config: CacheConfig) -> Self {
+        // Caching off still goes through the map, for its coalescing; nothing is inserted
+        // then (see `NotKept`), and moka wants a capacity of at least one.
+        let entries = Cache::builder()
+            .max_capacity(config.capacity.max(1) as u64)
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(PerEntry)
+            .build();
         Self {
             inner,
             config,
-            state: Arc::default(),
+            entries,
         }
     }
 
-    /// How many identities are cached (expired ones included until they are swept).
-    pub fn len(&self) -> usize {
-        lock(&self.state).entries.len()
+    /// How many identities are cached, after expired and evicted ones are swept.
+    pub async fn len(&self) -> usize {
+        self.entries.run_pending_tasks().await;
+        usize::try_from(self.entries.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn enabled(&self) -> bool {
-        self.config.capacity > 0 && !self.config.max_ttl.is_zero()
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 
     async fn verify_cached(&self, token: &Token) -> Result<Verified, VerifyError> {
-        let key = key(token);
-        loop {
-            let (tx, rx) = {
-                let mut state = lock(&self.state);
-                let now = Instant::now();
-                if let Some(e) = state.entries.get(&key) {
-                    if e.deadline > now {
-                        metrics::global().token_cache_hits.inc();
-                        return Ok(e.verified.clone());
-                    }
-                    state.entries.remove(&key);
-                }
-                match state.in_flight.get(&key) {
-                    Some(rx) => (None, rx.clone()),
-                    None => {
-                        let (tx, rx) = watch::channel(None);
-                        state.in_flight.insert(key, rx.clone());
-                        (Some(tx), rx)
-                    }
-                }
-            };
-            if let Some(tx) = tx {
-                return self.lead(key, token, tx).await;
+        let led = AtomicBool::new(false);
+        let init = async {
+            led.store(true, Ordering::Relaxed);
+            metrics::global().token_cache_misses.inc();
+            let verified = self.inner.verify(token).await.map_err(NotKept::Failed)?;
+            match self.config.ttl(&verified) {
+                Duration::ZERO => Err(NotKept::Uncacheable(verified)),
+                ttl => Ok(Arc::new(Cached { verified, ttl })),
             }
-            // Someone is already asking STS about this token: wait for their answer. It
-            // counts as a hit, since it costs no STS call of its own.
-            let mut rx = rx;
-            let outcome = rx.wait_for(Option::is_some).await.map(|v| (*v).clone());
-            match outcome {
-                Ok(Some(result)) => {
-                    metrics::global().token_cache_hits.inc();
-                    return result;
-                }
-                // The leader was cancelled before answering: try again (maybe as leader).
-                _ => continue,
-            }
-        }
-    }
-
-    async fn lead(
-        &self,
-        key: Key,
-        token: &Token,
-        tx: watch::Sender<Outcome>,
-    ) -> Result<Verified, VerifyError> {
-        let _in_flight = InFlight {
-            state: Arc::clone(&self.state),
-            key,
         };
-        metrics::global().token_cache_misses.inc();
-        let result = self.inner.verify(token).await;
-        if let Ok(v) = &result {
-            self.insert(key, v.clone());
+        let result = self.entries.try_get_with(key(token), init).await;
+        // An answer that cost no STS call of our own (a cached one, or another request's
+        // for the same token) counts as a hit.
+        if !led.load(Ordering::Relaxed) {
+            metrics::global().token_cache_hits.inc();
         }
-        // Followers may have gone away; nobody listening is fine.
-        let _ = tx.send(Some(result.clone()));
-        result
-    }
-
-    fn insert(&self, key: Key, verified: Verified) {
-        if !self.enabled() {
-            return;
+        match result {
+            Ok(cached) => Ok(cached.verified.clone()),
+            Err(not_kept) => match &*not_kept {
+                NotKept::Failed(e) => Err(e.clone()),
+                NotKept::Uncacheable(verified) => Ok(verified.clone()),
+            },
         }
-        let now = Instant::now();
-        // The token's own end, converted to the monotonic clock; a token that has already
-        // expired (or a clock jump) is not cached at all.
-        let Ok(left) = verified.expires_at.duration_since(SystemTime::now()) else {
-            return;
-        };
-        let deadline = now + left.min(self.config.max_ttl);
-        if deadline <= now {
-            return;
-        }
-        let mut state = lock(&self.state);
-        if state.entries.len() >= self.config.capacity && !state.entries.contains_key(&key) {
-            state.entries.retain(|_, e| e.deadline > now);
-            if state.entries.len() >= self.config.capacity {
-                // Still full of live entries: drop the one closest to its end.
-                if let Some(oldest) = state
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.deadline)
-                    .map(|(k, _)| *k)
-                {
-                    state.entries.remove(&oldest);
-                }
-            }
-        }
-        state.entries.insert(key, Entry { verified, deadline });
     }
 }
 
@@ -290,7 +250,7 @@ mod tests {
         assert_eq!(fake.calls(), 1);
         c.verify(&Token::new("tok-b")).await.unwrap();
         assert_eq!(fake.calls(), 2);
-        assert_eq!(c.len(), 2);
+        assert_eq!(c.len().await, 2);
     }
 
     #[tokio::test]
@@ -327,7 +287,7 @@ mod tests {
         c.verify(&t).await.unwrap();
         c.verify(&t).await.unwrap();
         assert_eq!(fake.calls(), 2);
-        assert!(c.is_empty());
+        assert!(c.is_empty().await);
     }
 
     #[tokio::test]
@@ -336,9 +296,10 @@ mod tests {
         let c = cache(&fake, 3, Duration::from_secs(60));
         for i in 0..10 {
             c.verify(&Token::new(format!("tok-{i}"))).await.unwrap();
-            assert!(c.len() <= 3, "{} entries", c.len());
+            let n = c.len().await;
+            assert!(n <= 3, "{n} entries");
         }
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len().await, 3);
         // The newest survived, the oldest went.
         c.verify(&Token::new("tok-9")).await.unwrap();
         assert_eq!(fake.calls(), 10);
@@ -366,7 +327,7 @@ mod tests {
         let fake = Fake::new(Duration::from_millis(200), Duration::from_secs(900));
         // Caching disabled: what is measured is the coalescing alone.
         let c = Arc::new(cache(&fake, 0, Duration::ZERO));
-        let tasks: Vec<_> = (0..32)
+        let tasks: Vec<_> = (0..1000)
             .map(|_| {
                 let c = c.clone();
                 tokio::spawn(async move { c.verify(&Token::new("same")).await })
@@ -377,10 +338,31 @@ mod tests {
             assert_eq!(v.identity.user_id, "same");
         }
         assert_eq!(fake.calls(), 1);
-        assert!(lock(&c.state).in_flight.is_empty());
         // With nothing in flight and no cache, the next request calls again.
         c.verify(&Token::new("same")).await.unwrap();
         assert_eq!(fake.calls(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_one_failure() {
+        let fake = Arc::new(Fake {
+            calls: AtomicUsize::new(0),
+            delay: Duration::from_millis(200),
+            valid_for: Duration::from_secs(900),
+            fail: true,
+        });
+        let c = Arc::new(cache(&fake, 10, Duration::from_secs(60)));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.verify(&Token::new("down")).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Err(VerifyError::Sts(_))));
+        }
+        // STS down: one call answered every waiting request, none queued behind it.
+        assert_eq!(fake.calls(), 1);
     }
 
     #[tokio::test]
