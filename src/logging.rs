@@ -7,16 +7,27 @@
 //! - JSON: `{"level":"info","msg":"…","time":"…",…}`, logrus's `JSONFormatter`.
 //!
 //! Our structured fields follow as extra keys in both.
+//!
+//! The server writes its lines off the request path ([`Output::Background`]): a request
+//! formats its line and hands it to a bounded queue that one thread drains to stderr, in
+//! batches. When that thread falls behind (stderr blocked: a stalled log collector), the
+//! queue fills and the next line waits for room: requests slow down, but no line (an
+//! audit record of who was let in) is ever dropped. [`flush`] empties the queue before
+//! the process exits or execs.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write as _;
+use std::sync::Mutex;
 
 use time::OffsetDateTime;
 use time::macros::format_description;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -96,10 +107,30 @@ pub fn invalid_level_message(level: &str) -> String {
     )
 }
 
+/// Lines the background writer may hold before a logging request waits for room: about
+/// a second of a busy server's reviews, well under a MiB.
+pub const BACKLOG_LINES: usize = 4096;
+
+/// The background writer's buffer: lines that arrive together leave in one write.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Where log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// On the calling thread, line by line: for the short commands, whose few lines must
+    /// keep their order with what the command prints itself.
+    Direct,
+    /// Through the bounded queue of the background writer: for the server.
+    Background,
+}
+
+/// Joins the background writer once it has written every queued line.
+static BACKGROUND: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
 /// Installs the global subscriber. Our own crate logs at `level`; dependencies only at
 /// `warn` and above, so hyper or the AWS SDK don't flood the webhook's log.
 /// `AWS_IAM_AUTHENTICATOR_LOG_FILTER` (an `EnvFilter` directive) overrides that, for debugging.
-pub fn init(format: LogFormat, level: tracing::Level) {
+pub fn init(format: LogFormat, level: tracing::Level, output: Output) {
     let filter = std::env::var("AWS_IAM_AUTHENTICATOR_LOG_FILTER")
         .ok()
         .and_then(|d| EnvFilter::try_new(d).ok())
@@ -109,13 +140,54 @@ pub fn init(format: LogFormat, level: tracing::Level) {
                 level.as_str().to_ascii_lowercase()
             ))
         });
-    // A second init (tests that call the CLI entry point twice) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
+    match output {
+        Output::Direct => {
+            install(filter, format, std::io::stderr);
+        }
+        Output::Background => {
+            let (writer, guard) = NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(BACKLOG_LINES)
+                .thread_name("log-writer")
+                .finish(std::io::BufWriter::with_capacity(
+                    WRITE_BUFFER_BYTES,
+                    std::io::stderr(),
+                ));
+            if install(filter, format, writer) {
+                *BACKGROUND
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+            }
+        }
+    }
+}
+
+/// Installs the subscriber writing to `writer`; whether it was installed. A second init
+/// (tests that call the CLI entry point twice) is harmless: the first stays.
+fn install<W>(filter: EnvFilter, format: LogFormat, writer: W) -> bool
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .fmt_fields(SpanFields)
         .event_format(Logrus(format))
-        .try_init();
+        .try_init()
+        .is_ok()
+}
+
+/// Writes out every queued line and stops the background writer (a no-op for
+/// [`Output::Direct`]). Call it before the process exits or execs: lines logged after it
+/// are lost.
+pub fn flush() {
+    let guard = BACKGROUND
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    // Dropping the guard waits for the writer to drain the queue and flush.
+    drop(guard);
+    let _ = std::io::stderr().flush();
 }
 
 /// Logs the error a command ends with, at logrus's `fatal` level.

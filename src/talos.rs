@@ -582,6 +582,8 @@ pub fn exec(
         kv.extend_from_slice(v.as_bytes());
         envp.push(c(&kv)?);
     }
+    // The new program replaces this one: whatever is still queued for stderr goes first.
+    crate::logging::flush();
     nix::unistd::execve(&path, &argv, &envp).map_err(exec_err)
 }
 

@@ -1128,6 +1128,49 @@ async fn repeated_flag_last_wins() {
     );
 }
 
+/// One log line per review, a cached one too, and none claiming an STS call that the
+/// cache saved: the line carries the identity STS vouched for.
+#[tokio::test]
+async fn one_log_line_per_review() {
+    let world = world();
+    let config = world.write_config(MOUNTED_CONFIG);
+    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let hook = webhook(&world);
+    let token = world.token();
+    for _ in 0..3 {
+        assert_allowed(&hook.review(V1, &token).await, V1, "admin:alice");
+    }
+    assert_eq!(world.sts.request_count(), 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let granted = loop {
+        let granted: Vec<Value> = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                v["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("access granted"))
+            })
+            .collect();
+        if granted.len() >= 3 || Instant::now() > deadline {
+            break granted;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(granted.len(), 3, "{}", server.log_text());
+    assert_eq!(granted[2]["arn"], ASSUMED_ARN);
+    assert_eq!(granted[2]["accountid"], ACCOUNT);
+    assert_eq!(granted[2]["username"], "admin:alice");
+    assert!(
+        server.find_log("STS response").is_none(),
+        "{}",
+        server.log_text()
+    );
+}
+
 /// `server.scrubbedAccounts`: the identity stays out of the answer and the log.
 #[tokio::test]
 async fn scrubbed_accounts_stay_out_of_answers_and_logs() {

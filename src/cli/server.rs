@@ -194,6 +194,7 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             // upstream: the second signal ends the process with os.Exit(1); so do we,
             // without waiting for anything (dropping the runtime could wait on tasks).
             tracing::warn!("exiting without waiting for open requests");
+            crate::logging::flush();
             std::process::exit(1);
         }
     }

@@ -53,6 +53,7 @@ pub fn run(_args: TalosInitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let fail = |e: &dyn std::fmt::Display| -> anyhow::Result<()> {
         if json {
             crate::logging::fatal(&e.to_string());
+            crate::logging::flush();
             std::process::exit(1);
         }
         Err(anyhow!("{e}"))
@@ -97,7 +98,10 @@ pub fn run(_args: TalosInitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     match status {
         Ok(s) if s.success() => {}
         // init has logged why; exit as it did, so Talos restarts the service.
-        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
+        Ok(s) => {
+            crate::logging::flush();
+            std::process::exit(s.code().unwrap_or(1))
+        }
         Err(e) => return fail(&format!("could not run init: {e}")),
     }
     tracing::info!("{}", talos::executing_line(&server_args));
