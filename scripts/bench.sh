@@ -1,25 +1,53 @@
 #!/usr/bin/env bash
-# Benchmarks recorded in BENCHMARKS.md, all on loopback against the local STS emulator:
-# `token` start-to-exit time (hyperfine), the webhook's throughput and latency with and
-# without the verified-identity cache (hey), its memory, and the binary's size.
+# The figures of BENCHMARKS.md, in one run, everything on loopback: the webhook against
+# the bare echo webhook (examples/echo.rs: hyper + rustls answering a fixed TokenReview,
+# the physical limit on this machine), over HTTP/1.1 (wrk, 64 keep-alive connections) and
+# HTTP/2 (h2load, 4 connections x 32 streams, ALPN h2), with the local STS emulator
+# standing in for AWS; for the glibc `release` build and the shipped static musl build.
 #
-# usage: scripts/bench.sh            (REQUESTS=20000 CONCURRENCY=32 by default)
+# Cases: one token repeated (a cached identity); distinct tokens with the cache on and
+# off, STS answering at once and after 20 ms. Reported: requests/s, p50, p99 and max
+# latency, RSS idle and peak, the ratios against the targets; `init` and server start
+# to /readyz (hyperfine and a loop); the binaries' sizes.
+#
+# usage: scripts/bench.sh                 full run (about 15 minutes)
+#        BENCH_QUICK=1 scripts/bench.sh   sanity run: short loads, glibc only
+# Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl").
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-bin="$target_dir/release/aws-iam-authenticator"
-emulator="$target_dir/release/examples/sts_emulator"
-requests="${REQUESTS:-20000}"
-concurrency="${CONCURRENCY:-32}"
+quick="${BENCH_QUICK:-0}"
+if [ "$quick" = 1 ]; then
+    duration="${DURATION:-3}" tokens="${TOKENS:-20000}" builds="${BUILDS:-glibc}"
+else
+    duration="${DURATION:-10}" tokens="${TOKENS:-100000}" builds="${BUILDS:-glibc musl}"
+fi
+h1_conns=64 h2_conns=4 h2_streams=32
 
-for tool in hey hyperfine; do
-    command -v "$tool" >/dev/null || {
-        echo "bench: $tool is missing (apt-get install $tool)" >&2
-        exit 1
-    }
+# The load tools come from Debian.
+missing=()
+for pair in wrk:wrk h2load:nghttp2-client hey:hey hyperfine:hyperfine curl:curl; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bench: installing ${missing[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+echo "building (release: glibc, and musl if asked)…" >&2
+cargo build --locked --quiet --release --bin aws-iam-authenticator --example sts_emulator --example echo
+emulator="$target_dir/release/examples/sts_emulator"
+echo_bin="$target_dir/release/examples/echo"
+declare -A bins=([glibc]="$target_dir/release/aws-iam-authenticator")
+if [[ " $builds " == *" musl "* ]]; then
+    CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}" \
+        cargo build --locked --quiet --release --target x86_64-unknown-linux-musl --bin aws-iam-authenticator
+    bins[musl]="$target_dir/x86_64-unknown-linux-musl/release/aws-iam-authenticator"
+fi
+bin="${bins[glibc]}"
 
 cluster=bench-cluster
 region=us-west-2
@@ -27,21 +55,15 @@ sts_host="sts.$region.amazonaws.com"
 akid=AKIAIOSFODNN7EXAMPLE
 secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 arn=arn:aws:iam::111122223333:user/alice
+identity="$akid,$secret,$arn,111122223333,AIDAEXAMPLEALICE"
 
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
-
-echo "building (release)…" >&2
-cargo build --locked --quiet --release --bin aws-iam-authenticator --example sts_emulator
-
 make_workdir bench
-
 base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true")
-key_env=("${base_env[@]}" "AWS_ACCESS_KEY_ID=$akid" "AWS_SECRET_ACCESS_KEY=$secret")
 mkdir -p "$work/home"
 
-start_emulator "$akid,$secret,$arn,111122223333,AIDAEXAMPLEALICE"
-read -r port health_port < <(free_ports 2)
+read -r port health_port echo_port < <(free_ports 3)
 "${base_env[@]}" "$bin" init -i "$cluster" --hostname localhost --address 127.0.0.1 --port "$port" \
     --state-dir "$work/state" --generate-kubeconfig "$work/state/kubeconfig.yaml" >/dev/null 2>&1
 cat >"$work/config.yaml" <<CONFIG
@@ -53,71 +75,282 @@ server:
     username: alice
     groups: [system:masters]
 CONFIG
-webhook_endpoint "$work/state/kubeconfig.yaml"
+url="https://127.0.0.1:$port/authenticate"
 
-echo "## Environment"
-echo
-echo "- $(nproc) CPU cores: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-echo "- $(uname -sr), $(rustc --version)"
-echo "- binary measured: $(du -b "$bin" | cut -f1) bytes (release profile, host build)"
-echo
-
-echo "## token: process start to ExecCredential"
-echo
-hyperfine --warmup 5 --runs 100 --export-markdown "$work/token.md" --style none \
-    "${key_env[*]} $bin token -i $cluster --region $region" >/dev/null
-sed 's/`env -i .*token -i/`token -i/' "$work/token.md"
-echo
-
-rss() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
-
-# hey's summary: requests/sec and the latency distribution.
-load() { # label, then hey's arguments
-    local label=$1
-    shift
-    # The kubeconfig names `localhost`, which may resolve to ::1 first; the server is on
-    # 127.0.0.1. `-host` also gives hey a valid TLS server name: without it, hey sends its
-    # URL's `host:port` as SNI, which rustls rightly refuses.
-    hey -n "$requests" -c "$concurrency" -t 10 -m POST -T application/json -host localhost "$@" \
-        "${url/localhost/127.0.0.1}" >"$work/hey.txt"
-    if grep -q "Error distribution" "$work/hey.txt"; then
-        echo "bench: requests failed:" >&2
-        cat "$work/hey.txt" >&2
-        exit 1
+# The STS stand-in, answering after $1 ms; recording nothing (long runs).
+emulator_pid=
+restart_emulator() {
+    if [ -n "$emulator_pid" ]; then
+        kill -TERM "$emulator_pid" 2>/dev/null || true
+        wait "$emulator_pid" 2>/dev/null || true
     fi
-    local rps p50 p99 codes
-    rps="$(sed -n 's/^ *Requests\/sec:[[:space:]]*//p' "$work/hey.txt")"
-    p50="$(sed -n 's/^ *50% in \([0-9.]*\) secs/\1/p' "$work/hey.txt")"
-    p99="$(sed -n 's/^ *99% in \([0-9.]*\) secs/\1/p' "$work/hey.txt")"
-    codes="$(sed -n '/Status code distribution/,/^$/p' "$work/hey.txt" | sed -n 's/^ *\[\([0-9]*\)\][[:space:]]*\([0-9]*\) responses/\1×\2/p' | paste -sd' ')"
-    awk -v l="$label" -v c="$concurrency" -v r="$rps" -v a="$p50" -v b="$p99" -v s="$codes" \
-        -v m="$(rss "$server_pid" VmHWM)" \
-        'BEGIN { printf "| %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", l, c, r, a * 1000, b * 1000, s, m }'
+    local sts_ca="$work/sts-ca.pem"
+    rm -f "$work/emulator.json"
+    "$emulator" --identity "$identity" --ca-file "$sts_ca" --no-record --delay-ms "$1" \
+        >"$work/emulator.json" 2>"$work/emulator.log" &
+    emulator_pid=$!
+    pids+=("$emulator_pid")
+    for _ in $(seq 100); do
+        [ -s "$work/emulator.json" ] && break
+        sleep 0.1
+    done
+    sts_addr="$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$work/emulator.json")"
+    [ -n "$sts_addr" ] || { cat "$work/emulator.log" >&2; exit 1; }
+    sts=(--sts-resolve "$sts_host=$sts_addr" --sts-ca-file "$sts_ca")
 }
 
-token="$("${key_env[@]}" "$bin" token -i "$cluster" --region "$region" --token-only)"
-review_body "$token" >"$work/review.json"
-review_body "k8s-aws-v1.not-a-presigned-url" >"$work/bad.json"
+# Our server ($1: the binary; then extra flags), ready when this returns.
+server() {
+    local b=$1
+    shift
+    bin="$b" start_server "$health_port" -c "$work/config.yaml" --state-dir "$work/state" \
+        --generate-kubeconfig "$work/state/kubeconfig.yaml" --kubeconfig-pregenerated=true \
+        --address 127.0.0.1 "${sts[@]}" "$@"
+}
 
-echo "## server: POST /authenticate over TLS, $requests requests, keep-alive"
+stop() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+echo_server() {
+    "$echo_bin" "$work/state" "127.0.0.1:$echo_port" >"$work/echo.out" 2>&1 &
+    echo_pid=$!
+    pids+=("$echo_pid")
+    for _ in $(seq 100); do
+        grep -q listening "$work/echo.out" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    cat "$work/echo.out" >&2
+    exit 1
+}
+
+kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# Every answer must be an acceptance: one sample before each load.
+check_allowed() { # url body-file
+    local answer
+    answer="$(curl -sk --max-time 10 -H 'Content-Type: application/json' --data-binary "@$2" "$1")"
+    grep -q '"authenticated":true' <<<"$answer" || {
+        echo "bench: not an acceptance from $1: $answer" >&2
+        tail -5 "$work/server.log" >&2 || true
+        exit 1
+    }
+}
+
+# wrk's Lua: each thread walks the bodies file from its own offset; one body is one token.
+cat >"$work/bodies.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+    thread:set("id", threads)
+    threads = threads + 1
+end
+function init(args)
+    bodies = {}
+    for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+    step = tonumber(args[2])
+    i = id
+end
+function request()
+    local body = bodies[(i % #bodies) + 1]
+    i = i + step
+    return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
+end
+LUA
+
+# to_ms VALUE-WITH-UNIT (wrk's 1.23ms, 850.00us, 1.02s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.2f", n }'
+}
+
+results="$work/results.tsv"
+: >"$results"
+# record BUILD CASE PROTO RPS P50 P99 MAX PEAK_KIB
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
+    printf '| %s | %s | %s | %.0f | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
+        "$(mib "${8:-0}")" >&2
+}
+
+wrk_run() { # BUILD CASE PID URL (--body FILE | --bodies FILE)
+    local build=$1 label=$2 pid=$3 target=$4 mode=$5 file=$6 out="$work/wrk.txt"
+    local threads=2 script=(-s "$work/bodies.lua" "$file" "$threads")
+    if [ "$mode" = --body ]; then
+        cat >"$work/one.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("$file"):read("*a")
+LUA
+        script=(-s "$work/one.lua")
+    fi
+    wrk -t "$threads" -c "$h1_conns" -d "${duration}s" --timeout 10s --latency "$target" "${script[@]}" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+    if grep -q "Non-2xx\|Socket errors" "$out"; then
+        echo "bench: $label: failed requests:" >&2
+        cat "$out" >&2
+        exit 1
+    fi
+    local rps p50 p99 max
+    rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+    p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+    p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+    max="$(to_ms "$(awk '$1 == "Latency" { print $4; exit }' "$out")")"
+    record "$build" "$label" "h1 ${h1_conns}c" "$rps" "$p50" "$p99" "$max" "$(kib "$pid" VmHWM)"
+}
+
+h2_run() { # BUILD CASE PID URL BODY-FILE
+    local build=$1 label=$2 pid=$3 target=$4 file=$5 out="$work/h2load.txt" log="$work/h2load.log"
+    rm -f "$log"
+    h2load -c "$h2_conns" -m "$h2_streams" -t 1 -D "$duration" --warm-up-time 1 \
+        -d "$file" -H 'Content-Type: application/json' --log-file "$log" "$target" >"$out" 2>&1 \
+        || { cat "$out" >&2; exit 1; }
+    grep -q "Application protocol: h2" "$out" || { echo "bench: $label: not HTTP/2" >&2; cat "$out" >&2; exit 1; }
+    local ok total rps
+    read -r total ok < <(awk '/^requests:/ { print $6, $8 }' "$out")
+    [ "$total" = "$ok" ] || { echo "bench: $label: failed requests" >&2; cat "$out" >&2; exit 1; }
+    # status codes in the log: column 2; latency in microseconds: column 3.
+    if awk '$2 != 200 { bad = 1 } END { exit !bad }' "$log"; then
+        echo "bench: $label: non-200 answers" >&2
+        exit 1
+    fi
+    rps="$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$out")"
+    read -r p50 p99 max < <(cut -f3 "$log" | sort -n | awk '{ v[NR] = $1 } END {
+        printf "%.2f %.2f %.2f\n", v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000, v[NR] / 1000 }')
+    record "$build" "$label" "h2 ${h2_conns}x${h2_streams}" "$rps" "$p50" "$p99" "$max" "$(kib "$pid" VmHWM)"
+}
+
+# A fresh batch of distinct tokens (valid for 13 minutes from now).
+fresh_tokens() {
+    "$emulator" --identity "$identity" --write-reviews "$work/distinct.jsonl" --count "$tokens" \
+        --cluster-id "$cluster" --region "$region"
+}
+
+restart_emulator 0
+"${base_env[@]}" AWS_ACCESS_KEY_ID="$akid" AWS_SECRET_ACCESS_KEY="$secret" \
+    "$bin" token -i "$cluster" --region "$region" --token-only >"$work/token"
+review_body "$(cat "$work/token")" >"$work/review.json"
+
+echo "| build | case | protocol | req/s | p50 ms | p99 ms | max ms | peak RSS MiB |" >&2
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |" >&2
+
+declare -A idle after
+for build in $builds; do
+    b="${bins[$build]}"
+    echo_server
+    check_allowed "https://127.0.0.1:$echo_port/authenticate" "$work/review.json"
+    wrk_run "$build" "echo" "$echo_pid" "https://127.0.0.1:$echo_port/authenticate" --body "$work/review.json"
+    h2_run "$build" "echo" "$echo_pid" "https://127.0.0.1:$echo_port/authenticate" "$work/review.json"
+    stop "$echo_pid"
+
+    restart_emulator 0
+    server "$b" -l json
+    sleep 1
+    idle[$build]="$(kib "$server_pid" VmRSS)"
+    check_allowed "$url" "$work/review.json"
+    wrk_run "$build" "one token (cached)" "$server_pid" "$url" --body "$work/review.json"
+    h2_run "$build" "one token (cached)" "$server_pid" "$url" "$work/review.json"
+    fresh_tokens
+    wrk_run "$build" "distinct tokens, cache on, STS 0 ms" "$server_pid" "$url" --bodies "$work/distinct.jsonl"
+    after[$build]="$(kib "$server_pid" VmRSS)"
+    stop "$server_pid"
+
+    server "$b" -l json --token-cache-ttl=0
+    wrk_run "$build" "distinct tokens, cache off, STS 0 ms" "$server_pid" "$url" --bodies "$work/distinct.jsonl"
+    stop "$server_pid"
+
+    if [ "$quick" != 1 ]; then
+        restart_emulator 20
+        fresh_tokens
+        server "$b" -l json
+        wrk_run "$build" "distinct tokens, cache on, STS 20 ms" "$server_pid" "$url" --bodies "$work/distinct.jsonl"
+        stop "$server_pid"
+        server "$b" -l json --token-cache-ttl=0
+        wrk_run "$build" "distinct tokens, cache off, STS 20 ms" "$server_pid" "$url" --bodies "$work/distinct.jsonl"
+        stop "$server_pid"
+        restart_emulator 0
+    fi
+done
+
+echo >&2
+echo "## Results"
 echo
-echo "| case | concurrency | requests/s | p50 ms | p99 ms | statuses | peak RSS |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-
-start_server "$health_port" -c "$work/config.yaml" --state-dir "$work/state" \
-    --generate-kubeconfig "$work/state/kubeconfig.yaml" --kubeconfig-pregenerated=true \
-    --address 127.0.0.1 "${sts[@]}" -l json -v warning
-idle_rss="$(rss "$server_pid" VmRSS)"
-load "valid token, cached identity" -D "$work/review.json"
-load "malformed token (denied before STS)" -D "$work/bad.json"
-kill -TERM "$server_pid"
-wait "$server_pid" || true
-
-start_server "$health_port" -c "$work/config.yaml" --state-dir "$work/state" \
-    --generate-kubeconfig "$work/state/kubeconfig.yaml" --kubeconfig-pregenerated=true \
-    --address 127.0.0.1 "${sts[@]}" -l json -v warning --token-cache-ttl=0
-load "valid token, cache off (every request calls STS)" -D "$work/review.json"
-kill -TERM "$server_pid"
-wait "$server_pid" || true
+echo "| build | case | protocol | req/s | p50 ms | p99 ms | max ms | peak RSS MiB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+awk -F'\t' '{ printf "| %s | %s | %s | %.0f | %s | %s | %s | %.1f |\n", $1, $2, $3, $4, $5, $6, $7, $8 / 1024 }' "$results"
 echo
-echo "Server RSS when idle, after start-up: $idle_rss."
+
+# The ratios the targets are stated in, per build.
+value() { awk -F'\t' -v b="$1" -v c="$2" -v p="$3" -v f="$4" '$1 == b && $2 == c && index($3, p) == 1 { print $f }' "$results"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN { ok = (d == "min") ? v >= t : v <= t; print (ok ? "met" : "MISSED") }'; }
+echo "## Against the targets"
+echo
+echo "| build | target | measured | |"
+echo "| --- | --- | --- | --- |"
+for build in $builds; do
+    r1="$(ratio "$(value "$build" "one token (cached)" h1 4)" "$(value "$build" echo h1 4)")"
+    r2="$(ratio "$(value "$build" "one token (cached)" h2 4)" "$(value "$build" echo h2 4)")"
+    rp="$(ratio "$(value "$build" "one token (cached)" h1 6)" "$(value "$build" echo h1 6)")"
+    on="$(value "$build" "distinct tokens, cache on, STS 0 ms" h1 4)"
+    off="$(value "$build" "distinct tokens, cache off, STS 0 ms" h1 4)"
+    rd="$(ratio "$on" "$(value "$build" echo h1 4)")"
+    ro="$(ratio "$on" "$off")"
+    echo "| $build | cached, HTTP/1.1: ≥ 0.70× echo | ${r1}× | $(verdict "$r1" 0.7 min) |"
+    echo "| $build | cached, HTTP/2: ≥ 0.70× echo | ${r2}× | $(verdict "$r2" 0.7 min) |"
+    echo "| $build | cached p99, HTTP/1.1: ≤ 2× echo's | ${rp}× | $(verdict "$rp" 2 max) |"
+    echo "| $build | distinct tokens: ≥ 0.25× echo | ${rd}× | $(verdict "$rd" 0.25 min) |"
+    echo "| $build | distinct tokens: cache on ≥ cache off | ${ro}× | $(verdict "$ro" 1 min) |"
+    echo "| $build | RSS idle ≤ 8 MiB | $(mib "${idle[$build]}") MiB | $(verdict "$(mib "${idle[$build]}")" 8 max) |"
+    echo "| $build | RSS after $tokens distinct tokens ≤ 20 MiB | $(mib "${after[$build]}") MiB | $(verdict "$(mib "${after[$build]}")" 20 max) |"
+done
+echo
+
+echo "## Start-up"
+echo
+hyperfine --warmup 3 --runs "$([ "$quick" = 1 ] && echo 10 || echo 50)" --style none \
+    --export-markdown "$work/init.md" \
+    "${base_env[*]} $bin init -i $cluster --hostname localhost --address 127.0.0.1 --state-dir $work/state --generate-kubeconfig $work/state/kubeconfig.yaml" \
+    >/dev/null
+sed 's/`env -i [^`]* init /`init /; s/ --state-dir [^`]*`/`/' "$work/init.md"
+echo
+# Server start to /readyz 200 with a MountedFile config: the first answer of a bash
+# /dev/tcp poll (no process per probe), 20 starts.
+readyz_ms() {
+    local b=$1 t0 t1 ms=()
+    for _ in $(seq 20); do
+        t0=$EPOCHREALTIME
+        "${base_env[@]}" "$b" server -c "$work/config.yaml" --state-dir "$work/state" \
+            --generate-kubeconfig "$work/state/kubeconfig.yaml" --kubeconfig-pregenerated=true \
+            --address 127.0.0.1 --health-address "127.0.0.1:$health_port" "${sts[@]}" \
+            -l json -v warning >/dev/null 2>&1 &
+        local pid=$!
+        until { exec 3<>"/dev/tcp/127.0.0.1/$health_port"; } 2>/dev/null &&
+            printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 && head -c 12 <&3 | grep -q 200; do
+            exec 3>&- 2>/dev/null || true
+            kill -0 "$pid" 2>/dev/null || { echo "bench: server exited" >&2; exit 1; }
+        done
+        exec 3>&- || true
+        t1=$EPOCHREALTIME
+        ms+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')")
+        stop "$pid"
+    done
+    printf '%s\n' "${ms[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "median %.1f ms, min %.1f, max %.1f", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+for build in $builds; do
+    echo "- server start to /readyz 200 ($build): $(readyz_ms "${bins[$build]}") (target ≤ 100 ms)"
+done
+echo
+
+echo "## Machine and binaries"
+echo
+echo "- $(nproc) CPU cores: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -sr); $(rustc --version)"
+echo "- load: wrk $(wrk -v 2>&1 | head -1 | awk '{ print $2 }') (${h1_conns} connections, 2 threads), h2load $(h2load --version | awk '{ print $2 }') (${h2_conns} connections × ${h2_streams} streams), ${duration} s each, on the same cores as the servers"
+for build in $builds; do
+    echo "- $build release binary: $(du -b "${bins[$build]}" | cut -f1) bytes"
+done
+dist="$target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator"
+[ -x "$dist" ] && echo "- shipped (make dist, musl, fat LTO, stripped): $(du -b "$dist" | cut -f1) bytes (target ≤ 12 MiB = 12582912)"
+true

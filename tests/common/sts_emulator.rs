@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -193,12 +193,16 @@ impl RecordedRequest {
 struct State {
     credentials: Mutex<HashMap<String, Credential>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests answered while recording was off.
+    unrecorded: AtomicUsize,
     knobs: Mutex<Knobs>,
     request_ids: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Knobs {
+    /// `true`: requests are not kept (long load runs), only counted.
+    no_recording: bool,
     throttle: bool,
     delay: Duration,
     /// `None`: the system clock.
@@ -357,14 +361,19 @@ impl StsEmulator {
         let _ = self.run.send(if down { Run::Down } else { Run::Up });
     }
 
-    /// Every request received so far.
+    /// `false`: requests are only counted, not kept (for long load runs).
+    pub fn set_recording(&self, on: bool) {
+        lock(&self.state.knobs).no_recording = !on;
+    }
+
+    /// Every request received so far (while recording).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state.requests).clone()
     }
 
     /// How many requests arrived so far.
     pub fn request_count(&self) -> usize {
-        lock(&self.state.requests).len()
+        lock(&self.state.requests).len() + self.state.unrecorded.load(Ordering::Relaxed)
     }
 
     /// Forgets the recorded requests.
@@ -600,17 +609,21 @@ async fn handle(
             Some(e.code.to_owned()),
         ),
     };
-    lock(&state.requests).push(RecordedRequest {
-        method,
-        path,
-        query,
-        body,
-        headers,
-        version,
-        status,
-        error_code,
-        access_key_id,
-    });
+    if knobs.no_recording {
+        state.unrecorded.fetch_add(1, Ordering::Relaxed);
+    } else {
+        lock(&state.requests).push(RecordedRequest {
+            method,
+            path,
+            query,
+            body,
+            headers,
+            version,
+            status,
+            error_code,
+            access_key_id,
+        });
+    }
 
     if !knobs.delay.is_zero() {
         tokio::time::sleep(knobs.delay).await;
@@ -1250,6 +1263,28 @@ pub fn presign_for_tests(
     cluster_id: &str,
     signed_at: SystemTime,
 ) -> String {
+    presign_with_expires(
+        host,
+        access_key_id,
+        secret,
+        region,
+        cluster_id,
+        signed_at,
+        60,
+    )
+}
+
+/// [`presign_for_tests`] with another `X-Amz-Expires` (which STS ignores): distinct
+/// valid URLs for one key and one second, for load runs with many distinct tokens.
+pub fn presign_with_expires(
+    host: &str,
+    access_key_id: &str,
+    secret: &str,
+    region: &str,
+    cluster_id: &str,
+    signed_at: SystemTime,
+    expires: u32,
+) -> String {
     let amz_date = format_amz_date(signed_at);
     let date = amz_date.get(..8).unwrap_or_default().to_owned();
     let params = vec![
@@ -1261,7 +1296,7 @@ pub fn presign_for_tests(
             format!("{access_key_id}/{date}/{region}/sts/aws4_request"),
         ),
         ("X-Amz-Date".to_owned(), amz_date.clone()),
-        ("X-Amz-Expires".to_owned(), "60".to_owned()),
+        ("X-Amz-Expires".to_owned(), expires.to_string()),
         (
             "X-Amz-SignedHeaders".to_owned(),
             "host;x-k8s-aws-id".to_owned(),
