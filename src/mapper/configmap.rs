@@ -271,7 +271,7 @@ struct Tables {
 impl Tables {
     /// Indexes `source`; entries without a key were reported by [`parse`] and are left out.
     fn new(source: AwsAuth) -> Self {
-        let mut table = Table::default();
+        let mut table: Table = Table::default();
         for r in &source.roles {
             if let Ok(key) = RoleKey::of(r) {
                 table.push_role(key, r.clone());

@@ -33,6 +33,7 @@ use kube::{Api, Resource};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::table::{self, Hit, Table};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::{BackendMode, principal_arn_key};
 use crate::identity::Identity;
@@ -126,22 +127,72 @@ struct Entry {
     user_id: Option<String>,
 }
 
+/// An object's row in the lookup table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    /// The object's name.
+    name: String,
+    username: String,
+    groups: Vec<String>,
+}
+
+impl table::Entry for Row {
+    fn username(&self) -> &str {
+        &self.username
+    }
+    fn groups(&self) -> &[String] {
+        &self.groups
+    }
+}
+
+/// The objects in force and their lookup table. Every object's key is exact (a
+/// canonical ARN, no SSO pattern), so each is a user row of the table, in name order.
+#[derive(Debug, Default)]
+struct Objects {
+    /// By object name (deterministic "first match" order).
+    entries: BTreeMap<String, Entry>,
+    table: Table<Row, Row>,
+}
+
+impl Objects {
+    /// Indexes `entries`.
+    fn new(entries: BTreeMap<String, Entry>) -> Self {
+        let mut table = Table::default();
+        for (name, e) in &entries {
+            let row = Row {
+                name: name.clone(),
+                username: e.username.clone(),
+                groups: e.groups.clone(),
+            };
+            table.push_user(e.key.clone(), row);
+        }
+        Self { entries, table }
+    }
+
+    /// Re-indexes after `change` edited the entries.
+    fn edit<T>(&mut self, change: impl FnOnce(&mut BTreeMap<String, Entry>) -> T) -> T {
+        let mut entries = std::mem::take(&mut self.entries);
+        let out = change(&mut entries);
+        *self = Self::new(entries);
+        out
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
-    /// By object name (deterministic "first match" order).
-    entries: RwLock<BTreeMap<String, Entry>>,
+    objects: RwLock<Objects>,
     ready: AtomicBool,
 }
 
 impl Shared {
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
-        self.entries
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Objects> {
+        self.objects
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
-        self.entries
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects> {
+        self.objects
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -195,7 +246,7 @@ impl CrdMapper {
 
     /// The number of objects currently mapped.
     pub fn len(&self) -> usize {
-        self.shared.read().len()
+        self.shared.read().entries.len()
     }
 
     /// Queues the write of `status.userID` for the object `name` (still keyed by `key`),
@@ -204,8 +255,8 @@ impl CrdMapper {
     // because it is the one thing that tells an operator which principal (role id, not
     // just name) an object actually served.
     fn record_user_id(&self, name: &str, key: &str, user_id: &str) {
-        let mut entries = self.shared.write();
-        let Some(entry) = entries.get_mut(name).filter(|e| e.key == key) else {
+        let mut objects = self.shared.write();
+        let Some(entry) = objects.entries.get_mut(name).filter(|e| e.key == key) else {
             return;
         };
         if entry.user_id.as_deref() == Some(user_id) {
@@ -281,15 +332,15 @@ async fn watch(client: kube::Client, shared: Arc<Shared>, jobs: mpsc::UnboundedS
             Ok(Event::InitDone) => {
                 let listed = listing.take().unwrap_or_default();
                 tracing::info!(mappings = listed.len(), "IAMIdentityMappings listed");
-                *shared.write() = listed;
+                *shared.write() = Objects::new(listed);
                 shared.ready.store(true, Ordering::SeqCst);
                 None
             }
-            Ok(Event::Apply(obj)) => upsert(&mut shared.write(), &obj),
+            Ok(Event::Apply(obj)) => shared.write().edit(|entries| upsert(entries, &obj)),
             Ok(Event::Delete(obj)) => {
                 let name = obj.metadata.name.unwrap_or_default();
                 tracing::info!(name = %name, "IAMIdentityMapping deleted");
-                shared.write().remove(&name);
+                shared.write().edit(|entries| entries.remove(&name));
                 None
             }
             Err(e) => {
@@ -385,19 +436,16 @@ impl Mapper for CrdMapper {
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         let arn = identity.canonical_arn.to_ascii_lowercase();
         let (name, mapping, record_user_id) = {
-            let entries = self.shared.read();
-            let (name, e) = entries
-                .iter()
-                .find(|(_, e)| e.key == arn)
-                .ok_or(MapError::NotMapped)?;
+            let objects = self.shared.read();
+            let hit = objects.table.find(&arn, false).ok_or(MapError::NotMapped)?;
+            let (Hit::User(row) | Hit::Role(row)) = hit;
             let id = identity.user_id.as_str();
-            let record = !id.is_empty() && e.user_id.as_deref() != Some(id);
-            let mapping = IdentityMapping {
-                key: e.key.clone(),
-                username: e.username.clone(),
-                groups: e.groups.clone(),
-            };
-            (name.clone(), mapping, record)
+            let recorded = objects
+                .entries
+                .get(&row.name)
+                .and_then(|e| e.user_id.as_deref());
+            let record = !id.is_empty() && recorded != Some(id);
+            (row.name.clone(), hit.mapping(arn.clone()), record)
         };
         if record_user_id {
             self.record_user_id(&name, &mapping.key, &identity.user_id);

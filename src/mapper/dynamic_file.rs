@@ -20,7 +20,6 @@
 //! The file is followed by [`super::watch`] (polled: in-place writes and editors' atomic
 //! replace are both picked up within a second).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -29,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
+use super::table::{Hit, RoleKey, Table};
 use super::watch::{self, Event, FileWatch};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::file::lowercase_keys;
@@ -95,17 +95,9 @@ struct FileData {
     mapaccounts: Option<Vec<String>>,
 }
 
-/// One accepted version of the file.
-#[derive(Debug, Default)]
-struct Maps {
-    roles: HashMap<String, RoleMapping>,
-    users: HashMap<String, UserMapping>,
-    accounts: Vec<String>,
-}
-
 /// Parses one version of the file: every entry must have its key, or the version is
-/// rejected. Returns the maps and `LastUpdatedDateTime`, if any.
-fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Maps, Option<String>), Error> {
+/// rejected. Returns the table and `LastUpdatedDateTime`, if any.
+fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Table, Option<String>), Error> {
     let json_err = |message: String| Error::Json {
         path: path.to_owned(),
         message,
@@ -119,7 +111,7 @@ fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Maps, Option<String
         entry,
         message,
     };
-    let mut maps = Maps::default();
+    let mut table: Table = Table::default();
     for (i, m) in data.maproles.unwrap_or_default().into_iter().enumerate() {
         let key = if strict {
             m.userid.clone()
@@ -138,7 +130,7 @@ fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Maps, Option<String
             ));
         }
         // The first entry for a key wins, as in MountedFile.
-        maps.roles.entry(key).or_insert(m);
+        table.push_role(RoleKey::Arn(key), m);
     }
     for (i, m) in data.mapusers.unwrap_or_default().into_iter().enumerate() {
         let key = if strict {
@@ -155,15 +147,17 @@ fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Maps, Option<String
                 USER_KEY_MISSING.to_owned(),
             ));
         }
-        maps.users.entry(key).or_insert(m);
+        table.push_user(key, m);
     }
-    maps.accounts = data.mapaccounts.unwrap_or_default();
+    for account in data.mapaccounts.unwrap_or_default() {
+        table.push_account(account);
+    }
     let last_updated = data.lastupdateddatetime.and_then(|v| match v {
         serde_json::Value::String(s) => Some(s),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     });
-    Ok((maps, last_updated))
+    Ok((table, last_updated))
 }
 
 /// Seconds since `LastUpdatedDateTime` (unix seconds), for `dynamic_e2e_latency_seconds`.
@@ -181,24 +175,24 @@ pub(crate) fn e2e_latency(last_updated: &str) -> Option<f64> {
 struct State {
     path: PathBuf,
     strict: bool,
-    maps: RwLock<Arc<Maps>>,
+    table: RwLock<Arc<Table>>,
     ready: AtomicBool,
     loaded_once: AtomicBool,
 }
 
 impl State {
-    fn maps(&self) -> Arc<Maps> {
-        match self.maps.read() {
+    fn table(&self) -> Arc<Table> {
+        match self.table.read() {
             Ok(g) => Arc::clone(&g),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
-    fn set_maps(&self, maps: Maps) {
-        let maps = Arc::new(maps);
-        match self.maps.write() {
-            Ok(mut g) => *g = maps,
-            Err(poisoned) => *poisoned.into_inner() = maps,
+    fn set_table(&self, table: Table) {
+        let table = Arc::new(table);
+        match self.table.write() {
+            Ok(mut g) => *g = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
         }
     }
 
@@ -220,15 +214,15 @@ impl State {
     fn apply(&self, event: Event) {
         match event {
             Event::Changed(bytes) => match parse(&self.path, &bytes, self.strict) {
-                Ok((maps, last_updated)) => {
+                Ok((table, last_updated)) => {
                     info!(
                         path = %self.path.display(),
-                        roles = maps.roles.len(),
-                        users = maps.users.len(),
-                        accounts = maps.accounts.len(),
+                        roles = table.roles().len(),
+                        users = table.users().len(),
+                        accounts = table.accounts().len(),
                         "loaded dynamic file"
                     );
-                    self.set_maps(maps);
+                    self.set_table(table);
                     // Upstream skips the latency of the first load (it measures the
                     // file's age, not a propagation delay).
                     let first = !self.loaded_once.swap(true, Ordering::SeqCst);
@@ -245,7 +239,7 @@ impl State {
             },
             Event::Deleted => {
                 info!(path = %self.path.display(), "dynamic file deleted; mappings cleared");
-                self.set_maps(Maps::default());
+                self.set_table(Table::default());
             }
             Event::Unreadable(message) => self.reject(&Error::Read {
                 path: self.path.clone(),
@@ -271,7 +265,7 @@ impl DynamicFileMapper {
         let state = Arc::new(State {
             path: path.clone(),
             strict,
-            maps: RwLock::new(Arc::new(Maps::default())),
+            table: RwLock::new(Arc::new(Table::default())),
             ready: AtomicBool::new(false),
             loaded_once: AtomicBool::new(false),
         });
@@ -295,13 +289,17 @@ impl DynamicFileMapper {
 }
 
 impl DynamicFileMapper {
+    /// The mapping of `hit`, found for the caller whose lower-cased canonical ARN is
+    /// `identity_arn`. In strict mode an entry's ARN, when given, must be the caller's.
     fn found(
         &self,
-        identity_arn: &str,
-        mapping_arn: &str,
-        username: &str,
-        groups: &[String],
+        identity_arn: String,
+        hit: Hit<'_, RoleMapping, UserMapping>,
     ) -> Result<IdentityMapping, MapError> {
+        let mapping_arn = match hit {
+            Hit::Role(m) => &m.rolearn,
+            Hit::User(m) => &m.userarn,
+        };
         if self.state.strict && !mapping_arn.is_empty() {
             debug!(arn = %identity_arn, "additional arn comparison for IAM arn");
             // An unparsable ARN is a mismatch too (upstream v0.7.17).
@@ -311,11 +309,7 @@ impl DynamicFileMapper {
                 return Err(MapError::Refused(ARN_MISMATCH.to_owned()));
             }
         }
-        Ok(IdentityMapping {
-            key: identity_arn.to_owned(),
-            username: username.to_owned(),
-            groups: groups.to_vec(),
-        })
+        Ok(hit.mapping(identity_arn))
     }
 }
 
@@ -325,24 +319,22 @@ impl Mapper for DynamicFileMapper {
     }
 
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
-        let maps = self.state.maps();
+        let table = self.state.table();
         let arn = identity.canonical_arn.to_lowercase();
         let key = if self.state.strict {
             identity.user_id.as_str()
         } else {
             arn.as_str()
         };
-        if let Some(m) = maps.roles.get(key) {
-            return self.found(&arn, &m.rolearn, &m.username, &m.groups);
+        // DynamicFile has no SSO entries: every key is exact.
+        match table.find(key, false) {
+            Some(hit) => self.found(arn, hit),
+            None => Err(MapError::NotMapped),
         }
-        if let Some(m) = maps.users.get(key) {
-            return self.found(&arn, &m.userarn, &m.username, &m.groups);
-        }
-        Err(MapError::NotMapped)
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {
-        self.state.maps().accounts.iter().any(|a| a == account)
+        self.state.table().is_account_allowed(account)
     }
 
     fn is_ready(&self) -> bool {
@@ -375,19 +367,18 @@ mod tests {
     #[test]
     fn parse_keys_case_insensitively() {
         let p = Path::new("a.json");
-        let (maps, last) = parse(
+        let (table, last) = parse(
             p,
             br#"{"LASTUPDATEDDATETIME":"17","MapRoles":[{"RoleARN":"arn:aws:iam::123456789012:role/Team/Admin","UserName":"admin","Groups":["g"]}],"mapaccounts":["012345678901"]}"#,
             false,
         )
         .unwrap();
         assert_eq!(last.as_deref(), Some("17"));
-        let m = maps
-            .roles
-            .get("arn:aws:iam::123456789012:role/admin")
+        let m = table
+            .lookup("arn:aws:iam::123456789012:role/Admin", false)
             .unwrap();
         assert_eq!(m.username, "admin");
-        assert_eq!(maps.accounts, ["012345678901"]);
+        assert_eq!(table.accounts(), ["012345678901"]);
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn build(
     users: &[UserMapping],
     accounts: &[String],
 ) -> Result<Table, Error> {
-    let mut table = Table::default();
+    let mut table: Table = Table::default();
     for (index, m) in roles.iter().enumerate() {
         let key = RoleKey::of(m).map_err(|reason| Error::Role { index, reason })?;
         if let RoleKey::Arn(key) = &key {

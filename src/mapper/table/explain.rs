@@ -269,7 +269,7 @@ mod tests {
         arn: &str,
         sso: bool,
     ) -> (Option<String>, Vec<String>) {
-        let mut t = Table::default();
+        let mut t: Table = Table::default();
         for r in roles {
             t.push_role(RoleKey::of(r).unwrap(), r.clone());
         }
