@@ -6,8 +6,8 @@
 //! one rustls crypto provider (aws-lc-rs), a connect timeout, pooled keep-alive
 //! connections, and no redirects: hyper's client never follows a 3xx, which callers see
 //! as the non-success answer it is. The whole exchange's deadline is the caller's, since
-//! it also covers reading the body. The proxy variables of the environment are honoured
-//! ([`proxy`]).
+//! it also covers reading the body. Through a proxy when the caller passes the proxy
+//! variables it read from the environment ([`proxy`]).
 
 pub mod proxy;
 
@@ -88,13 +88,13 @@ pub struct Options<'a> {
     /// Also allow plain `http://` URLs. Callers that allow it decide which (e.g. only
     /// loopback emulators); otherwise a plain URL is refused before connecting.
     pub allow_http: bool,
-    /// The proxy variables.
+    /// The proxy variables (callers read them from the environment when they build the
+    /// client; none by default).
     pub proxy: proxy::ProxyEnv,
 }
 
 impl<'a> Options<'a> {
-    /// HTTPS only, HTTP/1.1 and HTTP/2, the system roots only, the proxies the
-    /// environment names (read now).
+    /// HTTPS only, HTTP/1.1 and HTTP/2, the system roots only, no proxy.
     pub fn new(service: &'static str, connect_timeout: Duration) -> Self {
         Self {
             service,
@@ -102,7 +102,7 @@ impl<'a> Options<'a> {
             connect_timeout,
             http2: true,
             allow_http: false,
-            proxy: proxy::ProxyEnv::from_env(),
+            proxy: proxy::ProxyEnv::none(),
         }
     }
 }
@@ -249,6 +249,15 @@ mod tests {
             assert!(e.contains(&path.display().to_string()), "{e}");
             assert!(e.contains("EC2"), "{e}");
         }
+    }
+
+    #[test]
+    fn no_ambient_proxy_unless_the_caller_passes_one() {
+        // Clients built in-process (tests among them) must not pick up a proxy the
+        // environment happens to name; `server` and `verify` pass theirs explicitly.
+        let none = proxy::ProxyEnv::none();
+        assert_eq!(Options::new("STS", Duration::from_secs(1)).proxy, none);
+        assert_eq!(crate::config::StsOptions::default().proxy, none);
     }
 
     #[tokio::test]

@@ -38,6 +38,7 @@ fn verifier(emu: &StsEmulator, cluster: &str) -> Verifier {
     let opts = StsOptions {
         resolve: vec![(STS_HOST.to_owned(), emu.addr())],
         ca_file: Some(emu.ca_file().to_owned()),
+        ..Default::default()
     };
     let client =
         sts::Client::with_timeouts(&opts, Duration::from_secs(2), Duration::from_secs(5)).unwrap();

@@ -187,6 +187,7 @@ fn verifier_for(addr: SocketAddr, ca: Option<&std::path::Path>, total: Duration)
     let opts = StsOptions {
         resolve: vec![(HOST.to_owned(), addr)],
         ca_file: ca.map(|p| p.to_owned()),
+        ..Default::default()
     };
     let client = sts::Client::with_timeouts(&opts, Duration::from_secs(1), total).unwrap();
     Verifier::new(CLUSTER.to_owned(), Partition::Aws, None, client)
@@ -537,12 +538,14 @@ fn bad_ca_files() {
     let opts = StsOptions {
         resolve: vec![],
         ca_file: Some(f.path().to_owned()),
+        ..Default::default()
     };
     let e = sts::Client::new(&opts).unwrap_err().to_string();
     assert!(e.contains("contains no usable PEM certificate"), "{e}");
     let opts = StsOptions {
         resolve: vec![],
         ca_file: Some("/nonexistent/ca.pem".into()),
+        ..Default::default()
     };
     let e = sts::Client::new(&opts).unwrap_err().to_string();
     assert!(
@@ -619,6 +622,7 @@ async fn a_cluster_id_that_is_no_header_value() {
     let opts = StsOptions {
         resolve: vec![(HOST.to_owned(), s.addr)],
         ca_file: Some(s.ca.path().to_owned()),
+        ..Default::default()
     };
     let client = sts::Client::new(&opts).unwrap();
     let v = Verifier::new("bad\ncluster".to_owned(), Partition::Aws, None, client);
@@ -649,6 +653,7 @@ async fn sts_region_labels_stay_a_closed_set() {
     let opts = StsOptions {
         resolve: hosts.iter().map(|h| (h.clone(), closed)).collect(),
         ca_file: None,
+        ..Default::default()
     };
     let client =
         sts::Client::with_timeouts(&opts, Duration::from_secs(1), Duration::from_secs(5)).unwrap();

@@ -95,6 +95,7 @@ pub async fn run(args: ExplainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             let sts = StsOptions {
                 resolve: args.sts_resolve.clone(),
                 ca_file: args.sts_ca_file.clone(),
+                proxy: crate::https::proxy::ProxyEnv::from_env(),
             };
             let partition: Partition = config.partition;
             let cluster = cluster_id.unwrap_or_default();

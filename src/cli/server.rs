@@ -224,8 +224,12 @@ async fn serve(
     };
     let tls_config = tls::server_config(&pair).context("could not load/generate a certificate")?;
 
+    let sts_options = crate::config::StsOptions {
+        proxy: crate::https::proxy::ProxyEnv::from_env(),
+        ..config.sts.clone()
+    };
     let sts = sts::Client::with_timeouts(
-        &config.sts,
+        &sts_options,
         sts::DEFAULT_CONNECT_TIMEOUT.min(options.sts_timeout),
         options.sts_timeout,
     )

@@ -11,6 +11,7 @@ use super::{GlobalArgs, UsageError};
 use crate::aws::Partition;
 use crate::aws::endpoints::HostError;
 use crate::config::StsOptions;
+use crate::https::proxy::ProxyEnv;
 use crate::identity::Identity;
 use crate::sts;
 use crate::token::VerifyError;
@@ -81,6 +82,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let sts_options = StsOptions {
         resolve: args.sts_resolve,
         ca_file: args.sts_ca_file,
+        proxy: ProxyEnv::from_env(),
     };
     let identity = verify_token(&token, cluster_id, partition, &sts_options).await?;
 

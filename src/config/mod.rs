@@ -38,6 +38,10 @@ pub struct StsOptions {
     pub resolve: Vec<(String, SocketAddr)>,
     /// `--sts-ca-file`: extra PEM roots trusted for STS (in addition to the system's).
     pub ca_file: Option<PathBuf>,
+    /// The proxy variables: none unless the command that builds the client read them from
+    /// the environment (`server` and `verify` do), so a client built in-process sees no
+    /// ambient proxy by accident.
+    pub proxy: crate::https::proxy::ProxyEnv,
 }
 
 /// The validated server configuration. Every field is usable as it is.
@@ -595,6 +599,7 @@ impl ServerConfig {
             sts: StsOptions {
                 resolve: flags.sts_resolve,
                 ca_file: flags.sts_ca_file,
+                proxy: crate::https::proxy::ProxyEnv::none(),
             },
             deny_with_forbidden,
         };

@@ -24,14 +24,14 @@ use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A proxy variable that is set (non-empty).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 struct Var {
     name: &'static str,
     value: String,
 }
 
 /// The proxy variables of the environment, as read when a client is built.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxyEnv {
     https: Option<Var>,
     http: Option<Var>,

@@ -101,6 +101,7 @@ impl Client {
         };
         let options = https::Options {
             ca_file: opts.ca_file.as_deref(),
+            proxy: opts.proxy.clone(),
             ..https::Options::new("STS", connect)
         };
         let http = https::client(resolver, &options)?;
