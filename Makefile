@@ -93,7 +93,7 @@ static-check: ## Fail unless each binary of PLATFORMS/PROFILE is static and of i
 demo: deps ## Local end-to-end demo against the STS emulator (no AWS account needed)
 	scripts/demo.sh
 
-bench: ## The figures of BENCHMARKS.md: token, webhook throughput/latency/memory (needs hey, hyperfine)
+bench: ## The figures of BENCHMARKS.md: ours vs the bare echo webhook, HTTP/1.1 and HTTP/2, glibc and musl (BENCH_QUICK=1: a short sanity run)
 	scripts/bench.sh
 
 venv: ## The Python tools of the tests and the cross build (.venv)

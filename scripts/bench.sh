@@ -12,7 +12,8 @@
 #
 # usage: scripts/bench.sh                 full run (about 15 minutes)
 #        BENCH_QUICK=1 scripts/bench.sh   sanity run: short loads, glibc only
-# Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl").
+# Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl"),
+# BENCH_PROFILE (release; `debug` only checks this script's plumbing).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,15 +38,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
 
-echo "building (release: glibc, and musl if asked)…" >&2
-cargo build --locked --quiet --release --bin aws-iam-authenticator --example sts_emulator --example echo
-emulator="$target_dir/release/examples/sts_emulator"
-echo_bin="$target_dir/release/examples/echo"
-declare -A bins=([glibc]="$target_dir/release/aws-iam-authenticator")
+profile="${BENCH_PROFILE:-release}"
+# The musl build may live in its own target dir (MUSL_TARGET_DIR), to build beside the other.
+musl_target_dir="${MUSL_TARGET_DIR:-$target_dir}"
+profile_flag=(--profile "$profile")
+[ "$profile" = debug ] && profile_flag=()
+echo "building ($profile: glibc, and musl if asked)…" >&2
+cargo build --locked --quiet "${profile_flag[@]}" --bin aws-iam-authenticator --example sts_emulator --example echo
+emulator="$target_dir/$profile/examples/sts_emulator"
+echo_bin="$target_dir/$profile/examples/echo"
+declare -A bins=([glibc]="$target_dir/$profile/aws-iam-authenticator")
 if [[ " $builds " == *" musl "* ]]; then
-    CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}" \
-        cargo build --locked --quiet --release --target x86_64-unknown-linux-musl --bin aws-iam-authenticator
-    bins[musl]="$target_dir/x86_64-unknown-linux-musl/release/aws-iam-authenticator"
+    CARGO_TARGET_DIR="$musl_target_dir" CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}" \
+        cargo build --locked --quiet "${profile_flag[@]}" --target x86_64-unknown-linux-musl --bin aws-iam-authenticator
+    bins[musl]="$musl_target_dir/x86_64-unknown-linux-musl/$profile/aws-iam-authenticator"
 fi
 bin="${bins[glibc]}"
 
@@ -178,7 +184,8 @@ record() {
 
 wrk_run() { # BUILD CASE PID URL (--body FILE | --bodies FILE)
     local build=$1 label=$2 pid=$3 target=$4 mode=$5 file=$6 out="$work/wrk.txt"
-    local threads=2 script=(-s "$work/bodies.lua" "$file" "$threads")
+    local threads=2
+    local script=(-s "$work/bodies.lua" "$file" "$threads")
     if [ "$mode" = --body ]; then
         cat >"$work/one.lua" <<LUA
 wrk.method = "POST"
@@ -349,7 +356,7 @@ echo
 echo "- $(nproc) CPU cores: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -sr); $(rustc --version)"
 echo "- load: wrk $(wrk -v 2>&1 | head -1 | awk '{ print $2 }') (${h1_conns} connections, 2 threads), h2load $(h2load --version | awk '{ print $2 }') (${h2_conns} connections × ${h2_streams} streams), ${duration} s each, on the same cores as the servers"
 for build in $builds; do
-    echo "- $build release binary: $(du -b "${bins[$build]}" | cut -f1) bytes"
+    echo "- $build $profile binary: $(du -b "${bins[$build]}" | cut -f1) bytes"
 done
 dist="$target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator"
 [ -x "$dist" ] && echo "- shipped (make dist, musl, fat LTO, stripped): $(du -b "$dist" | cut -f1) bytes (target ≤ 12 MiB = 12582912)"
