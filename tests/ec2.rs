@@ -380,3 +380,51 @@ async fn an_oversized_answer_is_refused() {
     emu.state.lock().unwrap().padding = 100 * 1024;
     assert_eq!(l.private_dns_name(&id(0)).await.unwrap(), dns(0));
 }
+
+#[tokio::test]
+async fn https_proxy_carries_the_calls() {
+    // A proxy that records the CONNECT it is asked for and refuses it.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let asked = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut conn, _) = proxy.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0 && head.len() < 16 * 1024);
+            head.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&head)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    });
+    let mut s = Settings::new(
+        "https://ec2.us-west-2.amazonaws.com/".to_owned(),
+        "us-west-2".to_owned(),
+        0,
+        1,
+    );
+    s.batch_window = Duration::ZERO;
+    s.proxy = aws_iam_authenticator::https::proxy::ProxyEnv::from_lookup(|name| {
+        (name == "HTTPS_PROXY").then(|| proxy_url.clone())
+    });
+    let creds =
+        SharedCredentialsProvider::new(Credentials::new("AKIDEXAMPLE", SECRET, None, None, "test"));
+    let l = Ec2PrivateDns::new(s, creds).unwrap();
+    let e = l.private_dns_name(&id(0)).await.unwrap_err();
+    assert!(
+        e.contains(&format!("through the proxy {proxy_url}/")),
+        "{e}"
+    );
+    assert_eq!(
+        asked.await.unwrap(),
+        "CONNECT ec2.us-west-2.amazonaws.com:443 HTTP/1.1"
+    );
+}

@@ -62,7 +62,7 @@ impl Ec2Client {
         // Plain http only to loopback (checked above): an emulator in tests.
         options.allow_http = true;
         options.http2 = false;
-        options.proxy = crate::https::proxy::ProxyEnv::from_env();
+        options.proxy = settings.proxy.clone();
         let http = crate::https::client(GaiResolver::new(), &options)?;
         Ok(Self {
             http,

@@ -117,6 +117,8 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// How long a caller waits for its answer at most.
     pub lookup_timeout: Duration,
+    /// The proxy variables (none unless the caller read them from the environment).
+    pub proxy: crate::https::proxy::ProxyEnv,
 }
 
 impl Settings {
@@ -133,6 +135,7 @@ impl Settings {
             not_found_ttl: Duration::from_secs(10),
             call_timeout: Duration::from_secs(10),
             lookup_timeout: Duration::from_secs(15),
+            proxy: crate::https::proxy::ProxyEnv::none(),
         }
     }
 }
@@ -160,12 +163,13 @@ pub async fn from_config(
     let credentials = credentials::provider(config, &region)
         .await
         .map_err(|e| e.to_string())?;
-    let settings = Settings::new(
+    let mut settings = Settings::new(
         endpoint(&region, config.partition.domain()),
         region,
         config.ec2_describe_instances_qps,
         config.ec2_describe_instances_burst,
     );
+    settings.proxy = crate::https::proxy::ProxyEnv::from_env();
     let lookup = Ec2PrivateDns::new(settings, credentials).map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(lookup)))
 }
