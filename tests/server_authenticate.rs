@@ -505,3 +505,76 @@ async fn healthz_and_metrics_routes() {
     );
     assert!(a.text().contains("process_resident_memory_bytes"));
 }
+
+/// Bodies being read hold the process's body budget: with it spent (by one client, or
+/// overall), a further request is answered 503 with `Retry-After` at once, not buffered,
+/// and the budget comes back when the holders end.
+#[tokio::test]
+async fn spent_body_budget_is_503_with_retry_after() {
+    use aws_iam_authenticator::server::BodyBudget;
+    use http_body_util::channel::Channel;
+    let budget = BodyBudget::new(4 * MAX_BODY_BYTES);
+    assert_eq!(budget.per_peer(), MAX_BODY_BYTES);
+    let app = Arc::new(App::new(
+        Authenticate::new(
+            Arc::new(FakeVerifier(Ok(test_identity()))),
+            Arc::new(test_mapper()),
+            Vec::new(),
+        )
+        .with_body_budget(budget.clone()),
+    ));
+    // Each held request sends all but one byte of a full body, and not its end.
+    const HELD: usize = MAX_BODY_BYTES - 1;
+    let hold = |from: [u8; 4]| {
+        let app = Arc::clone(&app);
+        let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(1);
+        let req = Request::post("/authenticate").body(body).unwrap();
+        let task = tokio::spawn(async move {
+            app.route(req, SocketAddr::from((from, 40000)))
+                .await
+                .status()
+        });
+        async move {
+            let mut part = vec![b' '; HELD];
+            part[0] = b'{';
+            tx.send_data(Bytes::from(part)).await.unwrap();
+            (tx, task)
+        }
+    };
+    let mut held = vec![hold([10, 0, 0, 1]).await];
+    while budget.used() < HELD {
+        tokio::task::yield_now().await;
+    }
+    // The first client's share is spent; another client still gets its own.
+    let same = |from: [u8; 4]| {
+        let app = Arc::clone(&app);
+        async move {
+            let req = Request::post("/authenticate")
+                .body(Full::new(Bytes::from(review(V1, TOKEN))))
+                .unwrap();
+            app.route(req, SocketAddr::from((from, 40001))).await
+        }
+    };
+    let r = same([10, 0, 0, 1]).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()[http::header::RETRY_AFTER], "1");
+    assert_eq!(same([10, 0, 0, 2]).await.status(), StatusCode::OK);
+    // Three more clients spend the whole budget: a fifth is refused too.
+    for i in 2..5 {
+        held.push(hold([10, 0, 0, i]).await);
+    }
+    while budget.used() < 4 * HELD {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        same([10, 0, 0, 9]).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // The holders give up: everything is given back.
+    for (tx, task) in held {
+        drop(tx);
+        assert_eq!(task.await.unwrap(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(budget.used(), 0);
+    assert_eq!(same([10, 0, 0, 9]).await.status(), StatusCode::OK);
+}

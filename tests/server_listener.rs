@@ -705,3 +705,93 @@ async fn idle_http2_connection_is_closed_after_its_requests() {
     let closed = tokio::time::timeout(Duration::from_secs(10), conn).await;
     assert!(closed.is_ok(), "idle HTTP/2 connection kept open");
 }
+
+/// Reads HTTP/2 frames from `io` until the server closes it (at most 10 s), returning
+/// their types.
+async fn frame_types<T: tokio::io::AsyncRead + Unpin>(mut io: T) -> Vec<u8> {
+    let mut types = Vec::new();
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            if io.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            types.push(head[3]);
+            let mut payload = vec![0u8; len];
+            if io.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    types
+}
+
+/// An HTTP/2 connection closed for idleness is told so with GOAWAY (frame type 7) before
+/// the socket closes, so the client does not take it for a network failure.
+#[tokio::test]
+async fn idle_http2_connection_gets_goaway() {
+    const GOAWAY: u8 = 0x7;
+    let limits = ListenerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let mut tls = tls_connect(f.addr, &f.ca, &[b"h2"]).await;
+    // The client preface and an empty SETTINGS frame, then nothing: PINGs go unanswered.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let types = frame_types(tls).await;
+    assert!(
+        types.contains(&GOAWAY),
+        "no GOAWAY before the close: {types:?}"
+    );
+}
+
+/// Idle sockets from many addresses, each within its share, fill the health listener; a
+/// probe from this node (here: from 127.0.0.1 to 127.0.0.1, as the kubelet probes the
+/// node's address from the node) still gets a reserved slot and is answered, while
+/// another remote address is closed at once instead of queued.
+#[tokio::test]
+async fn health_port_keeps_slots_for_the_node() {
+    use aws_iam_authenticator::server::listener::{
+        HEALTH_MAX_CONNECTIONS, HEALTH_RESERVED_FOR_NODE,
+    };
+    let limits = ListenerConfig {
+        // Long enough that only the limits decide during the test.
+        header_read_timeout: Duration::from_secs(120),
+        ..ListenerConfig::default()
+    };
+    let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
+    let per_address = limits.for_health().per_peer_limit();
+    let addresses = HEALTH_MAX_CONNECTIONS.div_ceil(per_address) + 2;
+    let mut held = Vec::new();
+    for a in 0..addresses {
+        let from = [127, 0, 1, u8::try_from(a + 1).unwrap()];
+        for _ in 0..per_address {
+            if let Ok(s) = connect_from(from, f.health).await {
+                held.push(s);
+            }
+        }
+    }
+    // The listener is full: a new remote address is closed, not served.
+    let late = connect_from([127, 0, 2, 1], f.health).await.unwrap();
+    assert!(
+        closed_by_server(late).await,
+        "a client beyond the limit was kept"
+    );
+    // The node's probes are answered, up to the reserved slots at once.
+    let mut probes = Vec::new();
+    for _ in 0..HEALTH_RESERVED_FOR_NODE {
+        probes.push(connect_from([127, 0, 0, 1], f.health).await.unwrap());
+    }
+    for p in probes {
+        assert_eq!(request_over(p, "/healthz").await, Some(StatusCode::OK));
+    }
+    drop(held);
+    f.shutdown.cancel();
+    assert!(f.run.await.unwrap());
+}

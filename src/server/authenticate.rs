@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use prometheus_client::metrics::histogram::Histogram;
 use tracing::Instrument as _;
@@ -21,6 +21,7 @@ use crate::identity::Identity;
 use crate::metrics::{self, ResultLabel};
 use crate::token::{Token, VerifyError};
 
+use super::budget::BodyBudget;
 use super::outcome::{Denial, DenyStatus, Malformed, Outcome, Unavailable};
 use super::review::{TokenReviewRequest, UserInfo};
 
@@ -74,6 +75,7 @@ pub struct Authenticate {
     mapper: Arc<dyn IdentityMapper>,
     scrubbed_accounts: Arc<HashSet<String>>,
     deny: DenyStatus,
+    budget: BodyBudget,
 }
 
 impl std::fmt::Debug for Authenticate {
@@ -99,7 +101,15 @@ impl Authenticate {
             mapper,
             scrubbed_accounts: Arc::new(scrubbed_accounts.into_iter().collect()),
             deny: DenyStatus::default(),
+            budget: BodyBudget::default(),
         }
+    }
+
+    /// Collects request bodies within `budget` (shared by every request of the process).
+    #[must_use]
+    pub fn with_body_budget(mut self, budget: BodyBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Answers definitive denials as `deny` says.
@@ -136,7 +146,7 @@ impl Authenticate {
             method = %parts.method,
         );
         let outcome = async {
-            match read(&parts.method, body).await {
+            match read(&parts.method, body, &self.budget, client.ip()).await {
                 Ok(review) => self.verdict(review).await,
                 Err(malformed) => Outcome::Malformed(malformed),
             }
@@ -228,8 +238,14 @@ fn latency(label: &'static str) -> Histogram {
     }
 }
 
-/// Reads a TokenReview: POST, a body within [`MAX_BODY_BYTES`], the first JSON value.
-async fn read<B>(method: &Method, body: B) -> Result<TokenReviewRequest, Malformed>
+/// Reads a TokenReview: POST, a body within [`MAX_BODY_BYTES`] and the body budget, the
+/// first JSON value.
+async fn read<B>(
+    method: &Method,
+    body: B,
+    budget: &BodyBudget,
+    peer: IpAddr,
+) -> Result<TokenReviewRequest, Malformed>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -237,18 +253,8 @@ where
     if method != Method::POST {
         return Err(Malformed::Method);
     }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            tracing::warn!(limit = MAX_BODY_BYTES, "request body too large");
-            return Err(Malformed::TooLarge);
-        }
-        Err(e) => {
-            // The client went away or broke the framing mid-body: treat it as no body.
-            tracing::debug!(error = %e, "could not read request body");
-            return Err(Malformed::NoBody);
-        }
-    };
+    let mut held = budget.hold(peer);
+    let bytes = collect(body, &mut held).await?;
     if bytes.is_empty() {
         return Err(Malformed::NoBody);
     }
@@ -260,6 +266,62 @@ where
         Some(Ok(r)) => Ok(r),
         _ => Err(Malformed::NotTokenReview),
     }
+}
+
+/// Collects a body of at most [`MAX_BODY_BYTES`], each byte taken from `held` first.
+///
+/// The frames are copied into one buffer and dropped at once: a frame is a slice of the
+/// connection's read buffer, and keeping many small ones would keep whole read buffers
+/// alive, so the memory held would be more than the bytes counted.
+async fn collect<B>(body: B, held: &mut super::budget::Held) -> Result<Vec<u8>, Malformed>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let announced = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    if announced > MAX_BODY_BYTES {
+        tracing::warn!(limit = MAX_BODY_BYTES, "request body too large");
+        return Err(Malformed::TooLarge);
+    }
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                // The client went away or broke the framing mid-body: treat it as no body.
+                tracing::debug!(error = %e.into(), "could not read request body");
+                return Err(Malformed::NoBody);
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let len = bytes.len() + data.len();
+        if len > MAX_BODY_BYTES {
+            tracing::warn!(limit = MAX_BODY_BYTES, "request body too large");
+            return Err(Malformed::TooLarge);
+        }
+        // The buffer's capacity is what is held. It grows to the announced length, else
+        // doubles (so a body in tiny frames is not copied over and over), never past the
+        // limit.
+        if len > bytes.capacity() {
+            let want = len
+                .max(announced)
+                .max(bytes.capacity() * 2)
+                .min(MAX_BODY_BYTES);
+            if held.grow(want - bytes.capacity()).is_err() {
+                tracing::warn!(
+                    held = held.bytes(),
+                    "request body budget spent; answering 503"
+                );
+                return Err(Malformed::Busy);
+            }
+            bytes.reserve_exact(want - bytes.len());
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes)
 }
 
 /// A definitive denial: `answer` is what a 403 answer would say, `log` what our log says.

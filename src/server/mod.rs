@@ -6,6 +6,7 @@
 //!   and mapper behind traits.
 //! * [`outcome`]: what became of a request: its metric label and its answer, following
 //!   kube-apiserver's webhook contract.
+//! * [`budget`]: the process-wide budget of request-body bytes held in memory.
 //! * [`cache`]: the verified-identity cache in front of STS.
 //! * [`adapt`]: the STS verifier and the mapper chain behind the handler's traits.
 //! * [`listener`]: accept loop, TLS handshake, HTTP/1.1 + HTTP/2, graceful drain.
@@ -13,6 +14,7 @@
 
 pub mod adapt;
 pub mod authenticate;
+pub mod budget;
 pub mod cache;
 pub mod health;
 pub mod listener;
@@ -32,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use authenticate::{Authenticate, IdentityMapper, MappedUser, TokenVerifier, Verified};
+pub use budget::BodyBudget;
 pub use cache::{CacheConfig, IdentityCache};
 pub use listener::ListenerConfig;
 pub use outcome::DenyStatus;
@@ -198,7 +201,7 @@ impl Server {
                 l,
                 None,
                 handler,
-                limits,
+                limits.for_health(),
                 shutdown.clone(),
             )));
         }

@@ -69,6 +69,9 @@ pub enum Malformed {
     TooSlow,
     /// The body is not a TokenReview: 400.
     NotTokenReview,
+    /// The body could not be held: the process's body budget, or this client's share of
+    /// it, is spent. 503 with `Retry-After`, which kube-apiserver retries.
+    Busy,
 }
 
 impl Malformed {
@@ -87,6 +90,10 @@ impl Malformed {
             Self::NotTokenReview => (
                 StatusCode::BAD_REQUEST,
                 "expected a request body to be a TokenReview\n",
+            ),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many request bodies in flight; retry\n",
             ),
         }
     }
@@ -152,7 +159,7 @@ impl Unavailable {
 /// What became of one `/authenticate` request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Not a TokenReview: a plain-text 400/405/408/413.
+    /// Not a TokenReview, or not one we can hold now: a plain-text 400/405/408/413/503.
     Malformed(Malformed),
     /// A definitive "no".
     Denied {
@@ -195,7 +202,14 @@ impl Outcome {
         match self {
             Self::Malformed(m) => {
                 let (status, body) = m.answer();
-                text(status, body)
+                let mut r = text(status, body);
+                if m == Malformed::Busy {
+                    r.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(THROTTLED_RETRY_AFTER_SECS),
+                    );
+                }
+                r
             }
             Self::Denied {
                 version, reason, ..
