@@ -8,6 +8,9 @@
 //! with `Retry-After` at once, dropping what it had collected. It never waits: waiting
 //! requests would each keep their partial bodies, and the first ones to wait would hold the
 //! budget that the others wait for.
+//!
+//! upstream: pkg/server/server.go reads each body whole with no limit; we bound each body
+//! (413) and all of them together (503), so no client can exhaust memory.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

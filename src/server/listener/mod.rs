@@ -64,6 +64,11 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Default limit on open connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Most connections of the health listener: the kubelet's probes need a few.
+///
+/// upstream: pkg/server/server.go serves the health port on all addresses with no
+/// connection limit; we keep the address (the kubelet probes the node's address on a
+/// hostNetwork pod) and bound the connections, keeping some for this node, so that remote
+/// clients cannot fail the liveness probe.
 pub const HEALTH_MAX_CONNECTIONS: usize = 64;
 /// Health-listener connections beyond [`HEALTH_MAX_CONNECTIONS`] kept for clients on this
 /// node, so that remote clients holding every slot (from many addresses, each within its
