@@ -13,6 +13,7 @@
 //! |---------------|-------------------------------------------------------------------------|
 //! | [`cli`]       | one file per subcommand: flags → calls into the library                 |
 //! | [`config`]    | the upstream config file (case-insensitive keys) and its typed mappings |
+//! | [`config::layer`] | one setting: flag > environment > config file > default (pure)   |
 //! | [`credentials`]| AWS credentials: the standard chain, MFA, `--cache`, AssumeRole      |
 //! | [`token`]     | the `k8s-aws-v1.` token: generate, validate (pure), verify via STS      |
 //! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |

@@ -235,7 +235,7 @@ async fn talos_init_rewrite_reloads_the_mounted_file_mappings() {
 }
 
 /// A backend-mode change rebuilds the chain with the MountedFile mappings reloaded since
-/// startup, not the ones the server started with.
+/// startup, not the ones the server started with; a reload logs no startup notices again.
 #[tokio::test]
 async fn a_backend_mode_switch_keeps_the_reloaded_mappings() {
     let world = World::new();
@@ -255,7 +255,11 @@ async fn a_backend_mode_switch_keeps_the_reloaded_mappings() {
     };
     let config = world.write_config(&config_for("at-startup"));
     let mut server = world
-        .start_without_id(&["--config", config.to_str().unwrap()])
+        .start_without_id(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--feature-gates=SSORoleMatch=true",
+        ])
         .await;
     let hook = Webhook::from_kubeconfig(&world.kubeconfig());
     let token = world.token();
@@ -263,6 +267,8 @@ async fn a_backend_mode_switch_keeps_the_reloaded_mappings() {
 
     replace(&config, &config_for("reloaded"));
     review_until(&hook, &token, "reloaded", username_is("reloaded")).await;
+    // The feature gates are announced at startup, not again for each version of the file.
+    assert_eq!(logs(&server, "SSORoleMatch feature enabled").len(), 1);
 
     std::fs::write(&modes, r#"{"backendMode":"DynamicFile MountedFile"}"#).unwrap();
     server

@@ -6,11 +6,7 @@ use anyhow::anyhow;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::config::types::FeatureGates;
-use crate::config::{
-    ConfigFile, DEFAULT_ADDRESS, DEFAULT_GENERATE_KUBECONFIG, DEFAULT_HOSTNAME, DEFAULT_PORT,
-    DEFAULT_STATE_DIR, ServerConfig, ServerFlags,
-};
+use crate::config::{ConfigFile, DEFAULT_GENERATE_KUBECONFIG, Layers, ServerConfig, ServerFlags};
 use crate::error::error_chain;
 use crate::init::{self, Options, Owner};
 use crate::tls;
@@ -52,20 +48,6 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("invalid mode {s:?}: expected octal, e.g. 755"))
-}
-
-fn string_setting(
-    flag: Option<&String>,
-    file: Option<&ConfigFile>,
-    key: &str,
-) -> anyhow::Result<Option<String>> {
-    if let Some(v) = flag {
-        return Ok(Some(v.clone()));
-    }
-    Ok(match file {
-        Some(f) => f.get_string(key)?.filter(|s| !s.is_empty()),
-        None => None,
-    })
 }
 
 /// The server config to write: the `--config` file as it is when it names the cluster,
@@ -113,10 +95,20 @@ fn config_content(
     }
 }
 
-/// Runs `init`.
-pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    // Upstream prints this before anything else; scripts grep for it.
-    crate::logging::announce_version(&global.log_format);
+/// Where `init` writes, and where the files belong on the control-plane nodes.
+struct Plan {
+    /// What [`init::run`] writes (in the working directory unless `in_place`).
+    options: Options,
+    /// Whether the files are written where they belong.
+    in_place: bool,
+    /// The configured state dir.
+    state_dir: PathBuf,
+    /// The configured webhook kubeconfig.
+    kubeconfig: PathBuf,
+}
+
+/// Resolves the configuration as `server` does, and where the files go.
+fn plan(args: &InitArgs, global: &GlobalArgs) -> anyhow::Result<Plan> {
     let file = global
         .config_file()
         .map_err(|e| anyhow!("could not get config: {e:#}"))?;
@@ -124,109 +116,103 @@ pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .cluster_id(file.as_ref())
         .map_err(|e| anyhow!("could not get config: {e:#}"))?
         .ok_or_else(|| anyhow!("could not get config: cluster ID cannot be empty"))?;
-    let gates: FeatureGates = match &global.feature_gates {
-        Some(g) => g
-            .parse()
-            .map_err(|e| anyhow!("could not get config: {e}"))?,
-        None => FeatureGates::default(),
-    };
     let file = file.as_ref();
     // upstream: cmd/aws-iam-authenticator/init.go calls getConfig(), which validates the
     // whole configuration as `server` does (partition, backend modes, mappings, …), so a
     // config that `server` would refuse is refused here too, before anything is written.
     // Its warnings are the server's to log.
+    // upstream: init.go binds --address to server.address, but server.go re-binds that key
+    // to its own flag, so `init --address` is ignored; here the flag takes effect.
     let flags = ServerFlags {
         cluster_id: Some(cluster_id.clone()),
         feature_gates: global.feature_gates.clone(),
+        hostname: args.hostname.clone(),
+        address: args.address.clone(),
+        port: args.port,
+        state_dir: args.state_dir.clone(),
+        generate_kubeconfig: args.generate_kubeconfig.clone(),
         ..ServerFlags::default()
     };
-    ServerConfig::resolve(flags, file).map_err(|e| anyhow!("could not get config: {e:#}"))?;
-
-    let hostname = string_setting(args.hostname.as_ref(), file, "server.hostname")?
-        .unwrap_or_else(|| DEFAULT_HOSTNAME.to_owned());
-    // upstream: init.go binds --address to server.address, but server.go re-binds that key
-    // to its own flag, so `init --address` is ignored; here the flag takes effect.
-    let address = string_setting(args.address.as_ref(), file, "server.address")?
-        .unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
-    let port = match args.port {
-        Some(p) => p,
-        None => match file
-            .map(|f| f.get_i64("server.port"))
-            .transpose()?
-            .flatten()
-        {
-            Some(p) => u16::try_from(p)
-                .map_err(|_| anyhow!("could not get config: invalid server.port {p}"))?,
-            None => DEFAULT_PORT,
-        },
+    let (config, _) =
+        ServerConfig::resolve(flags, file).map_err(|e| anyhow!("could not get config: {e:#}"))?;
+    config.feature_gates.log_enabled();
+    // Without a path of its own, the kubeconfig goes beside the key pair when the state
+    // dir is given on the command line.
+    let kubeconfig = match Layers::new(file).get(
+        args.generate_kubeconfig.clone(),
+        "server.generateKubeconfig",
+    )? {
+        Some(path) => path,
+        None if args.state_dir.is_some() => config.state_dir.join("kubeconfig.yaml"),
+        None => PathBuf::from(DEFAULT_GENERATE_KUBECONFIG),
     };
-    let configured_state_dir = match &args.state_dir {
-        Some(d) => Some(d.clone()),
-        None => string_setting(None, file, "server.stateDir")?.map(PathBuf::from),
-    };
-    let configured_kubeconfig = match &args.generate_kubeconfig {
-        Some(k) => Some(k.clone()),
-        None => string_setting(None, file, "server.generateKubeconfig")?.map(PathBuf::from),
-    };
-    let state_dir = configured_state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let kubeconfig = configured_kubeconfig.clone().unwrap_or_else(|| {
-        if args.state_dir.is_some() {
-            state_dir.join("kubeconfig.yaml")
-        } else {
-            PathBuf::from(DEFAULT_GENERATE_KUBECONFIG)
-        }
-    });
     // Upstream's default (no feature gate): write to the working directory and tell the
     // operator where to copy the files. Asking for a path on the command line is enough
     // to have it written there.
-    let in_place = gates.configured_init_directories
+    let in_place = config.feature_gates.configured_init_directories
         || args.state_dir.is_some()
         || args.generate_kubeconfig.is_some();
     let (out_state_dir, out_kubeconfig) = if in_place {
-        (state_dir.clone(), kubeconfig.clone())
+        (config.state_dir.clone(), kubeconfig.clone())
     } else {
         (PathBuf::from("."), PathBuf::from(init::CWD_KUBECONFIG))
     };
-
-    let config = match &args.write_config {
+    let config_file = match &args.write_config {
         Some(path) => Some((
             path.clone(),
-            config_content(file, &cluster_id, &address)
+            config_content(file, &cluster_id, &config.address)
                 .map_err(|e| anyhow!("could not initialize: {e:#}"))?,
         )),
         None => None,
     };
-    let opts = Options {
-        state_dir: out_state_dir.clone(),
-        kubeconfig_path: out_kubeconfig.clone(),
-        hostname,
-        address,
-        port,
-        key_owner: args.key_owner,
-        config,
-        state_dir_mode: args.state_dir_mode,
-    };
+    Ok(Plan {
+        options: Options {
+            state_dir: out_state_dir,
+            kubeconfig_path: out_kubeconfig,
+            hostname: config.hostname,
+            address: config.address,
+            port: config.port,
+            key_owner: args.key_owner,
+            config: config_file,
+            state_dir_mode: args.state_dir_mode,
+        },
+        in_place,
+        state_dir: config.state_dir,
+        kubeconfig,
+    })
+}
+
+/// Runs `init`.
+pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    // Upstream prints this before anything else; scripts grep for it.
+    crate::logging::announce_version(&global.log_format);
+    let plan = plan(&args, global)?;
+    let opts = plan.options.clone();
     let (_, outcome) = tokio::task::spawn_blocking(move || init::run(&opts))
         .await?
         .map_err(|e| anyhow!("could not initialize: {}", error_chain(&e)))?;
     tracing::debug!(?outcome, "init finished");
+    report(&plan);
+    Ok(())
+}
 
-    let cert = out_state_dir.join(tls::CERT_FILE);
-    let key = out_state_dir.join(tls::KEY_FILE);
-    if in_place {
+/// Tells the operator where the files are, or where to copy them, as upstream does.
+fn report(plan: &Plan) {
+    let out = &plan.options;
+    let cert = out.state_dir.join(tls::CERT_FILE);
+    let key = out.state_dir.join(tls::KEY_FILE);
+    if plan.in_place {
         tracing::info!("certificate generated at {}", cert.display());
         tracing::info!("key generated at {}", key.display());
         tracing::info!(
             "kubeconfig generated at {} on kubernetes master node(s)",
-            out_kubeconfig.display()
+            out.kubeconfig_path.display()
         );
     } else {
         for (src, dst) in [
-            (cert.as_path(), state_dir.join(tls::CERT_FILE)),
-            (key.as_path(), state_dir.join(tls::KEY_FILE)),
-            (out_kubeconfig.as_path(), kubeconfig.clone()),
+            (cert.as_path(), plan.state_dir.join(tls::CERT_FILE)),
+            (key.as_path(), plan.state_dir.join(tls::KEY_FILE)),
+            (out.kubeconfig_path.as_path(), plan.kubeconfig.clone()),
         ] {
             tracing::info!(
                 "copy {} to {} on kubernetes master node(s)",
@@ -237,9 +223,8 @@ pub async fn run(args: InitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     tracing::info!(
         "configure your apiserver with `--authentication-token-webhook-config-file={}` to enable authentication with aws-iam-authenticator",
-        kubeconfig.display()
+        plan.kubeconfig.display()
     );
-    Ok(())
 }
 
 /// `./cert.pem` → `cert.pem`, as upstream prints working-directory paths.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, Layers};
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -90,13 +90,7 @@ impl GlobalArgs {
     /// The cluster id: `-i` or `KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID`, else the
     /// config file's `clusterID`; `None` when empty everywhere.
     pub fn cluster_id(&self, file: Option<&ConfigFile>) -> anyhow::Result<Option<String>> {
-        if let Some(id) = self.cluster_id.as_ref().filter(|s| !s.is_empty()) {
-            return Ok(Some(id.clone()));
-        }
-        Ok(match file {
-            Some(f) => f.get_string("clusterID")?.filter(|s| !s.is_empty()),
-            None => None,
-        })
+        Ok(Layers::new(file).get(self.cluster_id.clone(), "clusterID")?)
     }
 }
 

@@ -167,6 +167,7 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::install().context("could not install signal handlers")?;
     let file = global.config_file()?;
     let (config, warnings) = ServerConfig::resolve(args.flags(global), file.as_ref())?;
+    config.feature_gates.log_enabled();
     for w in &warnings {
         tracing::warn!("{w}");
     }

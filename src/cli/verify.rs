@@ -10,7 +10,7 @@ use clap::Args;
 use super::{GlobalArgs, UsageError};
 use crate::aws::Partition;
 use crate::aws::endpoints::HostError;
-use crate::config::StsOptions;
+use crate::config::{Layers, StsOptions};
 use crate::https::proxy::ProxyEnv;
 use crate::identity::Identity;
 use crate::sts;
@@ -47,29 +47,15 @@ fn usage_error(message: &str) -> anyhow::Error {
 /// Runs `verify`.
 pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let file = global.config_file()?;
-    let from_file = |key: &str| -> anyhow::Result<Option<String>> {
-        Ok(match &file {
-            Some(f) => f.get_string(key)?,
-            None => None,
-        })
-    };
-    let token = match args.token.filter(|t| !t.is_empty()) {
-        Some(t) => t,
-        None => from_file("token")?
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| usage_error("token not specified"))?,
-    };
+    let layers = Layers::new(file.as_ref());
+    let token = layers
+        .get(args.token, "token")?
+        .ok_or_else(|| usage_error("token not specified"))?;
     let cluster_id = global
         .cluster_id(file.as_ref())?
         .ok_or_else(|| usage_error("cluster ID not specified"))?;
-    let output = match args.output {
-        Some(o) => o,
-        None => from_file("output")?.unwrap_or_default(),
-    };
-    let partition_name = match args.partition {
-        Some(p) => p,
-        None => from_file("partition")?.unwrap_or_else(|| "aws".to_owned()),
-    };
+    let output = layers.get_or(args.output, "output", String::new())?;
+    let partition_name = layers.get_or(args.partition, "partition", "aws".to_owned())?;
     // upstream: `verify` does not check the partition (an unknown one rejects every
     // token with a confusing host error); we refuse it up front, as the server does.
     let partition: Partition = partition_name.parse().map_err(|_| {

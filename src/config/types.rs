@@ -115,6 +115,19 @@ pub struct FeatureGates {
     pub sso_role_match: bool,
 }
 
+impl FeatureGates {
+    /// Logs the gates that are on and change what this binary does, as upstream's
+    /// `getConfig()` does. Once per process: a reloaded config file does not repeat it.
+    pub fn log_enabled(&self) {
+        if self.sso_role_match {
+            tracing::info!("SSORoleMatch feature enabled");
+        }
+        if self.configured_init_directories {
+            tracing::info!("ConfiguredInitDirectories feature enabled");
+        }
+    }
+}
+
 impl FromStr for FeatureGates {
     type Err = String;
 
