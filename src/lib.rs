@@ -26,6 +26,7 @@
 //! | [`mapper::table`] | the lookup table every backend answers from (pure; keys per ARN kind)|
 //! | [`mapper::trace`] | what the chain tried for one identity (`explain`; off for the server) |
 //! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
+//! | [`mapper::configmap`] | aws-auth: parse and edit (pure), follow it through the API  |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
 //! | [`metrics`]   | Prometheus metrics with upstream's names                                |
 //! | [`tls`]       | the webhook key pair in the state dir; rustls configs                   |

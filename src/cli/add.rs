@@ -1,13 +1,8 @@
 //! `add user|role`: add a mapping to the `kube-system/aws-auth` ConfigMap.
 //!
-//! Get → parse (any problem aborts, as upstream) → duplicate check → rewrite the one
-//! section that changes → update with the object's `resourceVersion`, retried from the
-//! get when another writer got there first (409). The ConfigMap's other data keys,
-//! other sections (with their comments and formatting) and metadata are kept.
-//!
-//! upstream: `cmd/aws-iam-authenticator/add.go` re-encodes all of `data` from the parsed
-//! mappings (other keys, comments and formatting are lost); we rewrite only the section
-//! we add to.
+//! Get → [`configmap::add`] (parse, duplicate check, rewrite the one section that
+//! changes) → update with the object's `resourceVersion`, retried from the get when
+//! another writer got there first (409). The ConfigMap's metadata is kept.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -24,7 +19,8 @@ use super::GlobalArgs;
 use crate::config::types::{RoleMapping, SsoArnMatcher, UserMapping};
 use crate::go::strconv::{quote, quote_slice};
 use crate::k8s::ClientOptions;
-use crate::mapper::configmap::{self, MAP_ROLES, MAP_USERS, NAME, NAMESPACE};
+pub use crate::mapper::configmap::NewMapping;
+use crate::mapper::configmap::{self, NAME, NAMESPACE};
 
 /// Flags of `add`.
 #[derive(Debug, Args)]
@@ -95,15 +91,6 @@ pub struct AddRoleArgs {
     pub groups: Vec<String>,
 }
 
-/// A mapping to add.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NewMapping {
-    /// A `mapRoles` entry.
-    Role(RoleMapping),
-    /// A `mapUsers` entry.
-    User(UserMapping),
-}
-
 /// Go's `%s` of a string slice: `[a b]`.
 fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
@@ -123,119 +110,95 @@ fn parse_sso(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
-/// The SSO role pattern a matcher stands for (its mapping key).
-fn sso_key(sso: &SsoArnMatcher) -> String {
-    let partition = if sso.partition.is_empty() {
-        "aws"
-    } else {
-        &sso.partition
-    };
-    format!(
-        "arn:{partition}:iam::{}:role/AWSReservedSSO_{}_*",
-        sso.account_id, sso.permission_set_name
-    )
-    .to_ascii_lowercase()
+/// The mapping `add user` describes, checked with upstream's messages.
+pub fn user_mapping(args: &AddUserArgs) -> anyhow::Result<NewMapping> {
+    if args.userarn.is_empty() || args.username.is_empty() || args.groups.is_empty() {
+        bail!(
+            "invalid empty value in userARN {}, username {}, groups {}",
+            quote(&args.userarn),
+            quote(&args.username),
+            quote_slice(&args.groups)
+        );
+    }
+    Ok(NewMapping::User(UserMapping {
+        userarn: args.userarn.clone(),
+        username: args.username.clone(),
+        groups: args.groups.clone(),
+        ..Default::default()
+    }))
 }
 
-/// The role's key for duplicate checks: lower-cased ARN, or the SSO pattern.
-fn role_key(r: &RoleMapping) -> String {
-    match &r.sso {
-        Some(sso) => sso_key(sso),
-        None => r.rolearn.to_ascii_lowercase(),
+/// The mapping `add role` describes, checked with upstream's messages.
+///
+/// upstream: `add role --sso` dereferences a nil pointer and panics; here it adds the
+/// `sso:` entry. The partition is written only when given (an absent one means `aws`).
+pub fn role_mapping(args: &AddRoleArgs) -> anyhow::Result<NewMapping> {
+    let sso = (!args.sso.is_empty())
+        .then(|| parse_sso(&args.sso))
+        .transpose()?;
+    if (args.rolearn.is_empty() && sso.is_none())
+        || args.username.is_empty()
+        || args.groups.is_empty()
+    {
+        bail!(
+            "invalid empty value in rolearn {}, username {}, groups {}",
+            quote(&args.rolearn),
+            quote(&args.username),
+            quote_slice(&args.groups)
+        );
     }
-}
-
-impl NewMapping {
-    /// The mapping `add user` describes, checked with upstream's messages.
-    pub fn user(args: &AddUserArgs) -> anyhow::Result<Self> {
-        if args.userarn.is_empty() || args.username.is_empty() || args.groups.is_empty() {
-            bail!(
-                "invalid empty value in userARN {}, username {}, groups {}",
-                quote(&args.userarn),
-                quote(&args.username),
-                quote_slice(&args.groups)
-            );
+    let sso = match sso {
+        Some(_) if !args.rolearn.is_empty() => {
+            bail!("only one of --rolearn or --sso can be supplied")
         }
-        Ok(Self::User(UserMapping {
-            userarn: args.userarn.clone(),
-            username: args.username.clone(),
-            groups: args.groups.clone(),
-            ..Default::default()
-        }))
-    }
-
-    /// The mapping `add role` describes, checked with upstream's messages.
-    ///
-    /// upstream: `add role --sso` dereferences a nil pointer and panics; here it adds the
-    /// `sso:` entry. The partition is written only when given (an absent one means `aws`).
-    pub fn role(args: &AddRoleArgs) -> anyhow::Result<Self> {
-        let sso = (!args.sso.is_empty())
-            .then(|| parse_sso(&args.sso))
-            .transpose()?;
-        if (args.rolearn.is_empty() && sso.is_none())
-            || args.username.is_empty()
-            || args.groups.is_empty()
-        {
-            bail!(
-                "invalid empty value in rolearn {}, username {}, groups {}",
-                quote(&args.rolearn),
-                quote(&args.username),
-                quote_slice(&args.groups)
-            );
-        }
-        let sso = match sso {
-            Some(_) if !args.rolearn.is_empty() => {
-                bail!("only one of --rolearn or --sso can be supplied")
-            }
-            Some(map) => {
-                for key in ["permissionSetName", "accountID"] {
-                    if !map.contains_key(key) {
-                        bail!("required key '{key}' missing from --sso flag");
-                    }
+        Some(map) => {
+            for key in ["permissionSetName", "accountID"] {
+                if !map.contains_key(key) {
+                    bail!("required key '{key}' missing from --sso flag");
                 }
-                let get = |k: &str| map.get(k).cloned().unwrap_or_default();
-                Some(SsoArnMatcher {
-                    permission_set_name: get("permissionSetName"),
-                    account_id: get("accountID"),
-                    partition: get("partition"),
-                })
             }
-            None => None,
-        };
-        let mapping = RoleMapping {
-            rolearn: args.rolearn.clone(),
-            sso,
-            username: args.username.clone(),
-            groups: args.groups.clone(),
-            ..Default::default()
-        };
-        if mapping.sso.is_some() {
-            configmap::validate_role(&mapping)
-                .map_err(|e| anyhow::anyhow!("error validating --sso: {e}"))?;
+            let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+            Some(SsoArnMatcher {
+                permission_set_name: get("permissionSetName"),
+                account_id: get("accountID"),
+                partition: get("partition"),
+            })
         }
-        Ok(Self::Role(mapping))
+        None => None,
+    };
+    let mapping = RoleMapping {
+        rolearn: args.rolearn.clone(),
+        sso,
+        username: args.username.clone(),
+        groups: args.groups.clone(),
+        ..Default::default()
+    };
+    if mapping.sso.is_some() {
+        configmap::validate_role(&mapping)
+            .map_err(|e| anyhow::anyhow!("error validating --sso: {e}"))?;
     }
+    Ok(NewMapping::Role(mapping))
+}
 
-    /// The action named in the prompt, e.g. `add userarn <arn>, username <u>, groups [<g…>]`.
-    pub fn action(&self) -> String {
-        match self {
-            Self::User(u) => format!(
-                "add userarn {}, username {}, groups {}",
-                u.userarn,
-                u.username,
-                go_list(&u.groups)
-            ),
-            Self::Role(r) => {
-                let what = match &r.sso {
-                    Some(sso) => format!("sso {}", sso_key(sso)),
-                    None => format!("rolearn {}", r.rolearn),
-                };
-                format!(
-                    "add {what}, username {}, groups {}",
-                    r.username,
-                    go_list(&r.groups)
-                )
-            }
+/// The action named in the prompt, e.g. `add userarn <arn>, username <u>, groups [<g…>]`.
+pub fn action(mapping: &NewMapping) -> String {
+    match mapping {
+        NewMapping::User(u) => format!(
+            "add userarn {}, username {}, groups {}",
+            u.userarn,
+            u.username,
+            go_list(&u.groups)
+        ),
+        NewMapping::Role(r) => {
+            let what = match &r.sso {
+                Some(sso) => format!("sso {}", sso.pattern()),
+                None => format!("rolearn {}", r.rolearn),
+            };
+            format!(
+                "add {what}, username {}, groups {}",
+                r.username,
+                go_list(&r.groups)
+            )
         }
     }
 }
@@ -243,36 +206,6 @@ impl NewMapping {
 /// How many times an update is tried when the ConfigMap keeps changing underneath
 /// (client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart).
 const UPDATE_ATTEMPTS: u32 = 5;
-
-/// The new data of `cm` with `mapping` added, or why not.
-fn edited_data(cm: &ConfigMap, mapping: &NewMapping) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut data = cm.data.clone().unwrap_or_default();
-    let current = configmap::parse(&data).into_strict().map_err(|issues| {
-        let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("failed to parse configmap {}", text.join("; "))
-    })?;
-    let (key, text) = match mapping {
-        NewMapping::Role(role) => {
-            let key = role_key(role);
-            if current.roles.iter().any(|r| role_key(r) == key) {
-                bail!("cannot add duplicate role ARN {key:?}");
-            }
-            let mut roles = current.roles;
-            roles.push(role.clone());
-            (MAP_ROLES, serde_saphyr::to_string(&roles)?)
-        }
-        NewMapping::User(user) => {
-            if current.users.iter().any(|u| u.userarn == user.userarn) {
-                bail!("cannot add duplicate user ARN {:?}", user.userarn);
-            }
-            let mut users = current.users;
-            users.push(user.clone());
-            (MAP_USERS, serde_saphyr::to_string(&users)?)
-        }
-    };
-    data.insert(key.to_owned(), text);
-    Ok(data)
-}
 
 /// Adds `mapping` to `kube-system/aws-auth` and returns the updated ConfigMap.
 pub async fn add_to_configmap(
@@ -291,7 +224,8 @@ pub async fn add_to_configmap(
             }
             Err(e) => return Err(e).context(format!("cannot get configmap {NAMESPACE}/{NAME}")),
         };
-        cm.data = Some(edited_data(&cm, mapping)?);
+        let data = cm.data.take().unwrap_or_default();
+        cm.data = Some(configmap::add(&data, mapping)?);
         // The object keeps the resourceVersion we read: the API server refuses the
         // update (409) if anyone changed it since.
         match api.replace(NAME, &PostParams::default(), &cm).await {
@@ -321,10 +255,10 @@ pub fn confirm(action: &str, input: &mut impl BufRead, out: &mut impl Write) -> 
 /// Runs `add`.
 pub async fn run(args: AddArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     let mapping = match &args.what {
-        AddCommand::User(u) => NewMapping::user(u)?,
-        AddCommand::Role(r) => NewMapping::role(r)?,
+        AddCommand::User(u) => user_mapping(u)?,
+        AddCommand::Role(r) => role_mapping(r)?,
     };
-    let action = mapping.action();
+    let action = action(&mapping);
     if args.prompt {
         let stdin = std::io::stdin();
         let proceed = confirm(&action, &mut stdin.lock(), &mut std::io::stdout());
@@ -375,27 +309,27 @@ mod tests {
 
     #[test]
     fn upstream_messages() {
-        let e = NewMapping::user(&user("", "u", &[])).unwrap_err();
+        let e = user_mapping(&user("", "u", &[])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid empty value in userARN \"\", username \"u\", groups []"
         );
-        let e = NewMapping::role(&role("", &[], "u", &["a", "b"])).unwrap_err();
+        let e = role_mapping(&role("", &[], "u", &["a", "b"])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid empty value in rolearn \"\", username \"u\", groups [\"a\" \"b\"]"
         );
-        let e = NewMapping::role(&role("arn:x", &["accountID=1"], "u", &["g"])).unwrap_err();
+        let e = role_mapping(&role("arn:x", &["accountID=1"], "u", &["g"])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "only one of --rolearn or --sso can be supplied"
         );
-        let e = NewMapping::role(&role("", &["accountID=012345678912"], "u", &["g"])).unwrap_err();
+        let e = role_mapping(&role("", &["accountID=012345678912"], "u", &["g"])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "required key 'permissionSetName' missing from --sso flag"
         );
-        let e = NewMapping::role(&role(
+        let e = role_mapping(&role(
             "",
             &["accountID=0123", "permissionSetName=X"],
             "u",
@@ -410,17 +344,17 @@ mod tests {
 
     #[test]
     fn actions() {
-        let m = NewMapping::user(&user("arn:aws:iam::1:user/a", "a", &["x", "y"])).unwrap();
+        let m = user_mapping(&user("arn:aws:iam::1:user/a", "a", &["x", "y"])).unwrap();
         assert_eq!(
-            m.action(),
+            action(&m),
             "add userarn arn:aws:iam::1:user/a, username a, groups [x y]"
         );
-        let m = NewMapping::role(&role("arn:aws:iam::1:role/R", &[], "r", &["x"])).unwrap();
+        let m = role_mapping(&role("arn:aws:iam::1:role/R", &[], "r", &["x"])).unwrap();
         assert_eq!(
-            m.action(),
+            action(&m),
             "add rolearn arn:aws:iam::1:role/R, username r, groups [x]"
         );
-        let m = NewMapping::role(&role(
+        let m = role_mapping(&role(
             "",
             &["permissionSetName=Admin", "accountID=012345678912"],
             "r",
@@ -428,7 +362,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            m.action(),
+            action(&m),
             "add sso arn:aws:iam::012345678912:role/awsreservedsso_admin_*, username r, groups [x]"
         );
     }
@@ -450,36 +384,5 @@ mod tests {
                 "Ready to add \"add x\", should we continue? [y/N]: "
             );
         }
-    }
-
-    #[test]
-    fn edits_keep_other_sections_verbatim() {
-        let mut cm = ConfigMap::default();
-        let users = "# admins\n- userarn: arn:aws:iam::1:user/a\n  username: a\n";
-        cm.data = Some(BTreeMap::from([
-            ("mapUsers".to_owned(), users.to_owned()),
-            ("other".to_owned(), "kept".to_owned()),
-        ]));
-        let new_role = NewMapping::role(&role("arn:aws:iam::1:role/R", &[], "r", &["g"])).unwrap();
-        let data = edited_data(&cm, &new_role).unwrap();
-        assert_eq!(data["mapUsers"], users);
-        assert_eq!(data["other"], "kept");
-        let parsed = configmap::parse(&data).into_strict().unwrap();
-        assert_eq!(parsed.roles.len(), 1);
-        assert_eq!(parsed.roles[0].rolearn, "arn:aws:iam::1:role/R");
-        // Duplicates: roles by lower-cased ARN, users exactly.
-        cm.data = Some(data);
-        let dup = NewMapping::role(&role("arn:aws:iam::1:role/r", &[], "r", &["g"])).unwrap();
-        assert_eq!(
-            edited_data(&cm, &dup).unwrap_err().to_string(),
-            "cannot add duplicate role ARN \"arn:aws:iam::1:role/r\""
-        );
-        let dup = NewMapping::user(&user("arn:aws:iam::1:user/a", "a", &["g"])).unwrap();
-        assert_eq!(
-            edited_data(&cm, &dup).unwrap_err().to_string(),
-            "cannot add duplicate user ARN \"arn:aws:iam::1:user/a\""
-        );
-        let not_dup = NewMapping::user(&user("arn:aws:iam::1:user/A", "a", &["g"])).unwrap();
-        assert!(edited_data(&cm, &not_dup).is_ok());
     }
 }
