@@ -153,16 +153,14 @@ fn endpoint(region: &str, domain: &str) -> String {
 /// region is known (then `{{EC2PrivateDNSName}}` cannot be rendered).
 pub async fn from_config(
     config: &ServerConfig,
-) -> Result<Option<Arc<dyn PrivateDnsLookup>>, String> {
+) -> Result<Option<Arc<dyn PrivateDnsLookup>>, Error> {
     let Some(region) = crate::sts::instance_region().await else {
         tracing::warn!(
             "no AWS region (AWS_REGION or instance metadata): {{{{EC2PrivateDNSName}}}} will not be rendered"
         );
         return Ok(None);
     };
-    let credentials = credentials::provider(config, &region)
-        .await
-        .map_err(|e| e.to_string())?;
+    let credentials = credentials::provider(config, &region).await?;
     let mut settings = Settings::new(
         endpoint(&region, config.partition.domain()),
         region,
@@ -170,6 +168,6 @@ pub async fn from_config(
         config.ec2_describe_instances_burst,
     );
     settings.proxy = crate::https::proxy::ProxyEnv::from_env();
-    let lookup = Ec2PrivateDns::new(settings, credentials).map_err(|e| e.to_string())?;
+    let lookup = Ec2PrivateDns::new(settings, credentials)?;
     Ok(Some(Arc::new(lookup)))
 }

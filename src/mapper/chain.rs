@@ -39,7 +39,7 @@ use crate::identity::Identity;
 use crate::metrics::{self, BackendLabel, TypeLabel};
 
 /// Why the chain could not be built. `Display` is upstream's text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A backend could not be created or started.
@@ -52,7 +52,7 @@ pub enum Error {
     },
     /// The EC2 lookup for `{{EC2PrivateDNSName}}` could not be set up.
     #[error("failed to build mapper chain: ec2 provider: {0}")]
-    Ec2(String),
+    Ec2(ec2::Error),
 }
 
 /// A mapped identity: what the TokenReview reports.
@@ -958,5 +958,11 @@ mod tests {
             e.to_string(),
             "failed to build mapper chain: backend-mode \"EKSConfigMap\" creation failed: boom"
         );
+        let e = Error::Ec2(ec2::Error::RoleArn("nope".into()));
+        assert_eq!(
+            e.to_string(),
+            "failed to build mapper chain: ec2 provider: describeinstancesrole nope is not a valid arn"
+        );
+        assert!(matches!(e, Error::Ec2(ec2::Error::RoleArn(_))));
     }
 }
