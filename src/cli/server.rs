@@ -15,7 +15,6 @@ use crate::kubeconfig;
 use crate::mapper::chain::Chain;
 use crate::mapper::file::ConfigSource;
 use crate::server::cache::DEFAULT_CAPACITY;
-use crate::server::listener::DEFAULT_MAX_CONNECTIONS;
 use crate::server::{
     App, Authenticate, CacheConfig, DenyStatus, IdentityCache, ListenerConfig, Server,
     TokenVerifier,
@@ -94,9 +93,9 @@ pub struct ServerArgs {
     /// Longest wait for one STS GetCallerIdentity answer (e.g. 10s)
     #[arg(long = "sts-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub sts_timeout: Duration,
-    /// A client that has not sent a request's headers within this time is disconnected (e.g. 10s)
-    #[arg(long = "read-header-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
-    pub read_header_timeout: Duration,
+    /// A client that has not sent a request's headers within this time is disconnected (e.g. 10s) [default: 10s]
+    #[arg(long = "read-header-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub read_header_timeout: Option<Duration>,
     /// Answer every denied TokenReview with HTTP 403, as upstream does, instead of 200 with authenticated=false (kube-apiserver logs each 403 as a webhook failure)
     #[arg(
         long = "deny-with-forbidden",
@@ -106,22 +105,18 @@ pub struct ServerArgs {
         default_missing_value = "true"
     )]
     pub deny_with_forbidden: Option<bool>,
-    /// Most connections served at once per listener; more wait to be accepted
-    #[arg(long = "max-connections", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
-    /// Most connections open at once from one client IP address, per listener; 0 means a quarter of --max-connections
-    #[arg(
-        long = "max-connections-per-client",
-        value_name = "N",
-        default_value_t = 0
-    )]
-    pub max_connections_per_client: usize,
-    /// A keep-alive connection with no request for this long is closed (e.g. 90s); one that never sends a request is closed after --read-header-timeout
-    #[arg(long = "idle-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "90s")]
-    pub idle_timeout: Duration,
-    /// A request not answered within this time, body read included, gets HTTP 408 (e.g. 30s)
-    #[arg(long = "request-timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
-    pub request_timeout: Duration,
+    /// Most connections served at once on the webhook port; more wait to be accepted [default: 1024]
+    #[arg(long = "max-connections", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client IP address, per listener; 0 means a quarter of --max-connections [default: 0]
+    #[arg(long = "max-connections-per-client", value_name = "N")]
+    pub max_connections_per_client: Option<usize>,
+    /// A keep-alive connection with no request for this long is closed (e.g. 90s); one that never sends a request is closed after --read-header-timeout [default: 90s]
+    #[arg(long = "idle-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// A request not answered within this time, body read included, gets HTTP 408 (e.g. 30s) [default: 30s]
+    #[arg(long = "request-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
 }
 
 impl ServerArgs {
@@ -146,6 +141,11 @@ impl ServerArgs {
             sts_resolve: self.sts_resolve.clone(),
             sts_ca_file: self.sts_ca_file.clone(),
             deny_with_forbidden: self.deny_with_forbidden,
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
             dynamic_file_path: None,
         }
     }
@@ -180,11 +180,11 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         grace: args.shutdown_grace_period,
         sts_timeout: args.sts_timeout,
         limits: ListenerConfig {
-            header_read_timeout: args.read_header_timeout,
-            max_connections: args.max_connections,
-            max_connections_per_peer: args.max_connections_per_client,
-            idle_timeout: args.idle_timeout,
-            request_timeout: args.request_timeout,
+            header_read_timeout: config.limits.read_header_timeout,
+            max_connections: config.limits.max_connections,
+            max_connections_per_peer: config.limits.max_connections_per_client,
+            idle_timeout: config.limits.idle_timeout,
+            request_timeout: config.limits.request_timeout,
             ..ListenerConfig::default()
         },
     };

@@ -45,6 +45,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "server.dynamicbackendmodepath",
     // ours
     "server.denywithforbidden",
+    "server.readheadertimeout",
+    "server.idletimeout",
+    "server.requesttimeout",
+    "server.maxconnections",
+    "server.maxconnectionsperclient",
 ];
 
 /// Warnings about `file`'s keys, naming the file and the key: keys nobody reads, and

@@ -121,6 +121,24 @@ pub struct ServerConfig {
     /// Answer every definitive denial 403, as upstream (`--deny-with-forbidden`,
     /// `server.denyWithForbidden`); default: 200 with `authenticated: false`.
     pub deny_with_forbidden: bool,
+    /// The listeners' limits (`--read-header-timeout` … `--max-connections-per-client`,
+    /// or `server.readHeaderTimeout` … `server.maxConnectionsPerClient`).
+    pub limits: Limits,
+}
+
+/// The listeners' limits, as configured (see `server::ListenerConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `server.readHeaderTimeout`.
+    pub read_header_timeout: std::time::Duration,
+    /// `server.idleTimeout`.
+    pub idle_timeout: std::time::Duration,
+    /// `server.requestTimeout`.
+    pub request_timeout: std::time::Duration,
+    /// `server.maxConnections`.
+    pub max_connections: usize,
+    /// `server.maxConnectionsPerClient` (0: a quarter of `max_connections`).
+    pub max_connections_per_client: usize,
 }
 
 /// Server settings as given on the command line (`None`: not given). `ServerConfig::resolve`
@@ -165,6 +183,16 @@ pub struct ServerFlags {
     pub deny_with_forbidden: Option<bool>,
     /// `explain --dynamic-file`: overrides `server.dynamicfilepath`.
     pub dynamic_file_path: Option<PathBuf>,
+    /// `--read-header-timeout`.
+    pub read_header_timeout: Option<std::time::Duration>,
+    /// `--idle-timeout`.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// `--request-timeout`.
+    pub request_timeout: Option<std::time::Duration>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--max-connections-per-client`.
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// Why the server configuration is unusable. The texts are upstream's (`getConfig()` in

@@ -9,10 +9,11 @@ use super::types::{BackendMode, FeatureGates};
 use super::validate::{self, Mappings, check_arn, split_modes};
 use super::{
     ConfigFile, DEFAULT_ADDRESS, DEFAULT_EC2_BURST, DEFAULT_EC2_QPS, DEFAULT_GENERATE_KUBECONFIG,
-    DEFAULT_HEALTH_PORT, DEFAULT_HOSTNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, Error, ServerConfig,
-    ServerFlags, StsOptions, keys,
+    DEFAULT_HEALTH_PORT, DEFAULT_HOSTNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, Error, Limits,
+    ServerConfig, ServerFlags, StsOptions, keys,
 };
 use crate::aws::Partition;
+use crate::server::listener;
 
 /// The settings read flag > config file > default, before validation.
 struct Settings {
@@ -25,6 +26,7 @@ struct Settings {
     generate_kubeconfig: PathBuf,
     kubeconfig_pregenerated: bool,
     deny_with_forbidden: bool,
+    limits: Limits,
     kubeconfig: Option<PathBuf>,
     master: Option<String>,
     backend_modes: Vec<String>,
@@ -66,6 +68,33 @@ impl Settings {
                 "server.denyWithForbidden",
                 false,
             )?,
+            limits: Limits {
+                read_header_timeout: l.get_or(
+                    f.read_header_timeout,
+                    "server.readHeaderTimeout",
+                    listener::DEFAULT_HEADER_READ_TIMEOUT,
+                )?,
+                idle_timeout: l.get_or(
+                    f.idle_timeout,
+                    "server.idleTimeout",
+                    listener::DEFAULT_IDLE_TIMEOUT,
+                )?,
+                request_timeout: l.get_or(
+                    f.request_timeout,
+                    "server.requestTimeout",
+                    listener::DEFAULT_REQUEST_TIMEOUT,
+                )?,
+                max_connections: l.get_or(
+                    f.max_connections,
+                    "server.maxConnections",
+                    listener::DEFAULT_MAX_CONNECTIONS,
+                )?,
+                max_connections_per_client: l.get_or(
+                    f.max_connections_per_client,
+                    "server.maxConnectionsPerClient",
+                    0,
+                )?,
+            },
             kubeconfig: l.get(f.kubeconfig, "server.kubeconfig")?,
             master: l.get(f.master, "server.master")?,
             backend_modes: l.get_or(
@@ -180,6 +209,7 @@ impl ServerConfig {
                 proxy: crate::https::proxy::ProxyEnv::none(),
             },
             deny_with_forbidden: s.deny_with_forbidden,
+            limits: s.limits,
         };
         Ok((config, warnings))
     }

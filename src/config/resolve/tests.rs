@@ -244,3 +244,67 @@ fn warnings_name_what_is_ignored() {
         ]
     );
 }
+
+/// The listeners' limits: the flag, else `server.*` in the file, else the listener's
+/// defaults; a bad value names the file and the key.
+#[test]
+fn limits_flag_over_file_over_default() {
+    use std::time::Duration;
+    let defaults = resolve(id(), None).unwrap().limits;
+    assert_eq!(
+        defaults,
+        Limits {
+            read_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_connections_per_client: 0,
+        }
+    );
+    let yaml = "clusterID: c\nserver:\n  readHeaderTimeout: 5s\n  idleTimeout: 1m\n  requestTimeout: 12s\n  maxConnections: 256\n  maxConnectionsPerClient: 32\n";
+    let from_file = resolve(ServerFlags::default(), Some(yaml)).unwrap().limits;
+    assert_eq!(
+        from_file,
+        Limits {
+            read_header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(12),
+            max_connections: 256,
+            max_connections_per_client: 32,
+        }
+    );
+    let flags = ServerFlags {
+        read_header_timeout: Some(Duration::from_secs(1)),
+        idle_timeout: Some(Duration::from_secs(2)),
+        request_timeout: Some(Duration::from_secs(3)),
+        max_connections: Some(4),
+        max_connections_per_client: Some(5),
+        ..ServerFlags::default()
+    };
+    let from_flags = resolve(flags, Some(yaml)).unwrap().limits;
+    assert_eq!(
+        from_flags,
+        Limits {
+            read_header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+            max_connections: 4,
+            max_connections_per_client: 5,
+        }
+    );
+    for (yaml, key) in [
+        (
+            "clusterID: c\nserver:\n  idleTimeout: soon\n",
+            "idleTimeout",
+        ),
+        (
+            "clusterID: c\nserver:\n  maxConnections: -1\n",
+            "maxConnections",
+        ),
+    ] {
+        let e = resolve(ServerFlags::default(), Some(yaml))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/c.yaml") && e.contains(key), "{e}");
+    }
+}

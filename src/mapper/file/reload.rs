@@ -312,6 +312,7 @@ pub fn restart_needed(running: &ServerConfig, new: &ServerConfig) -> Vec<&'stati
         source_arn,
         scrubbed_accounts,
         deny_with_forbidden,
+        limits,
         // Reloaded.
         role_mappings: _,
         user_mappings: _,
@@ -357,6 +358,26 @@ pub fn restart_needed(running: &ServerConfig, new: &ServerConfig) -> Vec<&'stati
             "server.ec2DescribeInstancesRoleARN",
         ),
         (*source_arn != r.source_arn, "server.sourceARN"),
+        (
+            limits.read_header_timeout != r.limits.read_header_timeout,
+            "server.readHeaderTimeout",
+        ),
+        (
+            limits.idle_timeout != r.limits.idle_timeout,
+            "server.idleTimeout",
+        ),
+        (
+            limits.request_timeout != r.limits.request_timeout,
+            "server.requestTimeout",
+        ),
+        (
+            limits.max_connections != r.limits.max_connections,
+            "server.maxConnections",
+        ),
+        (
+            limits.max_connections_per_client != r.limits.max_connections_per_client,
+            "server.maxConnectionsPerClient",
+        ),
         (
             *scrubbed_accounts != r.scrubbed_accounts,
             "server.scrubbedAccounts",
