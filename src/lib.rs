@@ -28,7 +28,7 @@
 //! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
 //! | [`mapper::configmap`] | aws-auth: parse and edit (pure), follow it through the API  |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
-//! | [`metrics`]   | Prometheus metrics with upstream's names                                |
+//! | [`metrics`]   | the `/metrics` registry; each component registers its own handles       |
 //! | [`tls`]       | the webhook key pair in the state dir; rustls configs                   |
 //! | [`kubeconfig`]| the webhook kubeconfig the apiserver reads                              |
 //! | [`init`]      | idempotent, atomic creation of cert, key, kubeconfig and config         |

@@ -265,6 +265,7 @@ async fn sso_roles_can_be_added() {
         configmap::Settings {
             sso_role_match: true,
         },
+        Default::default(),
     );
     for _ in 0..500 {
         if mapper.is_ready() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_iam_authenticator::ec2::{Ec2PrivateDns, PrivateDnsLookup, Settings};
+use aws_iam_authenticator::ec2::{Ec2Metrics, Ec2PrivateDns, PrivateDnsLookup, Settings};
 use aws_iam_authenticator::metrics;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -220,12 +220,20 @@ fn id(i: usize) -> String {
 }
 
 fn lookup(emu: &Ec2Emulator, tweak: impl FnOnce(&mut Settings)) -> Arc<Ec2PrivateDns> {
+    lookup_counted(emu, tweak, Ec2Metrics::default())
+}
+
+fn lookup_counted(
+    emu: &Ec2Emulator,
+    tweak: impl FnOnce(&mut Settings),
+    counted: Ec2Metrics,
+) -> Arc<Ec2PrivateDns> {
     let mut s = Settings::new(emu.url.clone(), "us-west-2".to_owned(), 0, 1);
     s.batch_window = Duration::from_millis(50);
     tweak(&mut s);
     let creds =
         SharedCredentialsProvider::new(Credentials::new("AKIDEXAMPLE", SECRET, None, None, "test"));
-    Arc::new(Ec2PrivateDns::new(s, creds).unwrap())
+    Arc::new(Ec2PrivateDns::new(s, creds, counted).unwrap())
 }
 
 async fn fleet(n: usize) -> Ec2Emulator {
@@ -240,12 +248,15 @@ async fn fleet(n: usize) -> Ec2Emulator {
 #[tokio::test]
 async fn a_found_name_is_cached() {
     let emu = fleet(3).await;
-    let l = lookup(&emu, |_| {});
-    let before = metrics::global().ec2_describe_instances_calls.get();
+    let mut root = metrics::registry();
+    let counted = Ec2Metrics::register(metrics::prefixed(&mut root));
+    let l = lookup_counted(&emu, |_| {}, counted);
     assert_eq!(l.private_dns_name(&id(1)).await.unwrap(), dns(1));
     assert_eq!(l.private_dns_name(&id(1)).await.unwrap(), dns(1));
     assert_eq!(emu.calls().len(), 1);
-    assert!(metrics::global().ec2_describe_instances_calls.get() > before);
+    let text = metrics::encode(&root);
+    let calls = "aws_iam_authenticator_ec2_describe_instances_calls_total";
+    assert_eq!(metrics::sample(&text, calls, ""), Some(1.0), "{text}");
 }
 
 #[tokio::test]
@@ -417,7 +428,7 @@ async fn https_proxy_carries_the_calls() {
     });
     let creds =
         SharedCredentialsProvider::new(Credentials::new("AKIDEXAMPLE", SECRET, None, None, "test"));
-    let l = Ec2PrivateDns::new(s, creds).unwrap();
+    let l = Ec2PrivateDns::new(s, creds, Ec2Metrics::default()).unwrap();
     let e = l.private_dns_name(&id(0)).await.unwrap_err();
     assert!(
         e.contains(&format!("through the proxy {proxy_url}/")),

@@ -115,7 +115,9 @@ async fn server_chain(sso: bool) -> (Chain, ServerConfig) {
         ..ServerFlags::default()
     };
     let (config, _) = ServerConfig::resolve(flags, Some(&file)).unwrap();
-    (Chain::build(&config, None).await.unwrap(), config)
+    let mut registry = aws_iam_authenticator::metrics::registry();
+    let chain = Chain::build(&config, None, &mut registry).await.unwrap();
+    (chain, config)
 }
 
 #[tokio::test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use aws_iam_authenticator::identity::Identity;
 use aws_iam_authenticator::mapper::configmap::{ConfigMapMapper, Settings};
+use aws_iam_authenticator::mapper::metrics::MapperMetrics;
 use aws_iam_authenticator::mapper::{MapError, Mapper};
-use aws_iam_authenticator::metrics;
+use aws_iam_authenticator::metrics::{self, Registry};
 use fake_k8s::{CONFIGMAPS, FakeKube};
 use serde_json::{Value, json};
 
@@ -40,6 +41,14 @@ fn who(arn: &str) -> Identity {
         account_id: "555555555555".to_owned(),
         ..Default::default()
     }
+}
+
+/// The mapper, counting on a registry of its own.
+fn spawn_counted(client: kube::Client) -> (ConfigMapMapper, MapperMetrics, Registry) {
+    let mut root = metrics::registry();
+    let counted = MapperMetrics::register(metrics::prefixed(&mut root));
+    let m = ConfigMapMapper::spawn_with(client, Settings::default(), counted.clone());
+    (m, counted, root)
 }
 
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
@@ -139,7 +148,7 @@ async fn loads_crazy_case_keys_and_follows_edits_and_deletion() {
 async fn a_dropped_watch_reconnects() {
     let fake = FakeKube::start().await;
     fake.put(CONFIGMAPS, crazy_case());
-    let m = ConfigMapMapper::spawn(fake.client());
+    let (m, counted, _root) = spawn_counted(fake.client());
     eventually("ready", || m.is_ready()).await;
     let watches = || {
         fake.requests()
@@ -172,12 +181,12 @@ async fn a_dropped_watch_reconnects() {
     assert_eq!(lists, 1);
 
     // A drop whose re-watch fails is counted, retried after a backoff, and recovers.
-    let before = metrics::global().configmap_watch_failures.get();
+    assert_eq!(counted.configmap_watch_failures(), 0);
     let seen = watches();
     fake.fail_next(1);
     fake.drop_watches();
     eventually("the failure is counted", || {
-        metrics::global().configmap_watch_failures.get() > before
+        counted.configmap_watch_failures() > 0
     })
     .await;
     eventually("watching again", || watches() > seen).await;
@@ -199,16 +208,12 @@ async fn a_dropped_watch_reconnects() {
 async fn a_failed_list_is_counted_and_retried() {
     let fake = FakeKube::start().await;
     fake.put(CONFIGMAPS, crazy_case());
-    let before = metrics::global().configmap_watch_failures.get();
     fake.fail_next(1);
-    let m = ConfigMapMapper::spawn(fake.client());
+    let (m, _, root) = spawn_counted(fake.client());
     eventually("ready after a retry", || m.is_ready()).await;
-    assert!(metrics::global().configmap_watch_failures.get() > before);
-    assert!(
-        metrics::global()
-            .encode()
-            .contains("aws_iam_authenticator_configmap_watch_failures_total")
-    );
+    let text = metrics::encode(&root);
+    let failures = "aws_iam_authenticator_configmap_watch_failures_total";
+    assert_eq!(metrics::sample(&text, failures, ""), Some(1.0), "{text}");
     assert_eq!(username(&m, ADMIN), Some("admin".to_owned()));
 }
 
@@ -216,7 +221,7 @@ async fn a_failed_list_is_counted_and_retried() {
 async fn the_last_good_section_survives_a_bad_edit() {
     let fake = FakeKube::start().await;
     fake.put(CONFIGMAPS, crazy_case());
-    let m = ConfigMapMapper::spawn(fake.client());
+    let (m, _, root) = spawn_counted(fake.client());
     eventually("ready", || m.is_ready()).await;
 
     // mapRoles: unquoted {{SessionName}} is a YAML syntax error (the whole section is
@@ -242,23 +247,27 @@ async fn the_last_good_section_survives_a_bad_edit() {
     assert_eq!(m.map(&who(ADMIN)), Err(MapError::NotMapped));
     assert!(m.is_account_allowed("555555555555"));
 
-    let text = metrics::global().encode();
-    assert!(
-        text.contains(
-            "aws_iam_authenticator_mapping_reload_failures_total{backend=\"EKSConfigMap\"}"
+    let text = metrics::encode(&root);
+    let exact = |name: &str, labels: &str| metrics::sample(&text, name, labels);
+    let backend = r#"backend="EKSConfigMap""#;
+    assert_eq!(
+        exact(
+            "aws_iam_authenticator_mapping_reload_failures_total",
+            backend
         ),
+        Some(1.0),
         "{text}"
     );
-    assert!(
-        text.contains("aws_iam_authenticator_mapping_invalid_entries{backend=\"EKSConfigMap\"}"),
+    assert_eq!(
+        exact("aws_iam_authenticator_mapping_invalid_entries", backend),
+        Some(2.0),
         "{text}"
     );
     // The metric names what is not in force: the unreadable section and the bad entry.
     for entry in ["mapRoles", "mapUsers[0]"] {
-        let series = format!(
-            "aws_iam_authenticator_mapping_invalid_entry{{backend=\"EKSConfigMap\",entry=\"{entry}\"}} 1"
-        );
-        assert!(text.contains(&series), "{series} in {text}");
+        let labels = format!(r#"{backend},entry="{entry}""#);
+        let series = exact("aws_iam_authenticator_mapping_invalid_entry", &labels);
+        assert_eq!(series, Some(1.0), "{entry} in {text}");
     }
 
     // A fixed edit applies in full.
@@ -276,7 +285,7 @@ async fn the_last_good_section_survives_a_bad_edit() {
     .await;
     assert_eq!(m.map(&who(NODE_ROLE)), Err(MapError::NotMapped));
     // … and the flagged entries are gone.
-    let text = metrics::global().encode();
+    let text = metrics::encode(&root);
     assert!(
         !text.contains("mapping_invalid_entry{backend=\"EKSConfigMap\""),
         "{text}"
@@ -387,6 +396,7 @@ async fn sso_roles_match_only_behind_the_gate() {
         Settings {
             sso_role_match: true,
         },
+        MapperMetrics::default(),
     );
     eventually("ready", || on.is_ready()).await;
     let admin = on.map(&who(SSO_ADMIN)).unwrap();

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_iam_authenticator::identity::Identity;
+use aws_iam_authenticator::metrics;
 use aws_iam_authenticator::server::authenticate::{BoxFuture, MAX_BODY_BYTES};
+use aws_iam_authenticator::server::process;
 use aws_iam_authenticator::server::review::{V1, V1BETA1};
 use aws_iam_authenticator::server::{
     App, Authenticate, DenyStatus, IdentityMapper, MappedUser, TokenVerifier, Verified,
+    WebhookMetrics,
 };
 use aws_iam_authenticator::token::{Token, VerifyError};
 use bytes::Bytes;
@@ -71,12 +74,18 @@ fn test_mapper() -> FakeMapper {
     )]))
 }
 
+/// The handler with its metrics and the process collector on a registry of its own,
+/// served on its `/metrics`.
 fn app(verify: Result<Identity, VerifyError>, scrubbed: &[&str]) -> App {
-    App::new(Authenticate::new(
+    let mut root = metrics::registry();
+    process::register(&mut root);
+    let m = WebhookMetrics::register(metrics::prefixed(&mut root));
+    let handler = Authenticate::new(
         Arc::new(FakeVerifier(verify)),
         Arc::new(test_mapper()),
         scrubbed.iter().map(|s| (*s).to_owned()),
-    ))
+    );
+    App::new(handler.with_metrics(m)).with_registry(Arc::new(root))
 }
 
 fn client() -> SocketAddr {
@@ -190,13 +199,14 @@ fn assert_failed(a: &Answer, status: StatusCode, version: &str) {
 const TOKEN: &str =
     "k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8_QWN0aW9uPUdldENhbGxlcklkZW50aXR5";
 
-fn metric_count(label: &str) -> u64 {
-    let text = aws_iam_authenticator::metrics::global().encode();
-    let prefix =
-        format!("aws_iam_authenticator_authenticate_latency_seconds_count{{result=\"{label}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |v| v.trim().parse().unwrap())
+/// `authenticate_latency_seconds_count{result=label}` on the app's `/metrics`.
+async fn metric_count(app: &App, label: &str) -> Option<f64> {
+    let text = call(app, Method::GET, "/metrics", None)
+        .await
+        .text()
+        .to_owned();
+    let name = "aws_iam_authenticator_authenticate_latency_seconds_count";
+    metrics::sample(&text, name, &format!("result=\"{label}\""))
 }
 
 #[tokio::test]
@@ -206,7 +216,7 @@ async fn get_is_405() {
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(a.text(), "expected POST\n");
     assert_eq!(a.content_type, "text/plain; charset=utf-8");
-    assert!(metric_count("malformed_request") >= 1);
+    assert_eq!(metric_count(&app, "malformed_request").await, Some(1.0));
 }
 
 #[tokio::test]
@@ -295,11 +305,10 @@ async fn verifier_errors() {
     ];
     for (err, label) in denials {
         for v in [V1, V1BETA1] {
-            let before = metric_count(label);
             let app = app(Err(err.clone()), &[]);
             let a = authenticate(&app, v, TOKEN).await;
             assert_denied(&a, v);
-            assert!(metric_count(label) > before, "{label}");
+            assert_eq!(metric_count(&app, label).await, Some(1.0), "{label}");
         }
     }
     let failures = [
@@ -319,13 +328,12 @@ async fn verifier_errors() {
     ];
     for (err, status, retry_after, label) in failures {
         for v in [V1, V1BETA1] {
-            let before = metric_count(label);
             let app = app(Err(err.clone()), &[]);
             let a = authenticate(&app, v, TOKEN).await;
             assert_failed(&a, status, v);
             assert_eq!(a.retry_after.as_deref(), retry_after, "{status}");
             assert!(!a.text().contains(TOKEN));
-            assert!(metric_count(label) > before, "{label}");
+            assert_eq!(metric_count(&app, label).await, Some(1.0), "{label}");
         }
     }
 }
@@ -336,11 +344,11 @@ async fn unmapped_is_denied() {
     id.arn = "arn:aws:iam::0123456789012:role/Other".into();
     id.canonical_arn = id.arn.clone();
     for v in [V1, V1BETA1] {
-        let before = metric_count("uknown_user");
         let app = app(Ok(id.clone()), &[]);
         let a = authenticate(&app, v, TOKEN).await;
         assert_denied(&a, v);
-        assert!(metric_count("uknown_user") > before);
+        assert_eq!(metric_count(&app, "uknown_user").await, Some(1.0));
+        assert_eq!(metric_count(&app, "success").await, None);
     }
 }
 
@@ -499,11 +507,16 @@ async fn healthz_and_metrics_routes() {
     authenticate(&app, V1, TOKEN).await;
     let a = call(&app, Method::GET, "/metrics", None).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert!(
-        a.text()
-            .contains("aws_iam_authenticator_authenticate_latency_seconds_bucket")
+    let text = a.text();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let bucket = "aws_iam_authenticator_authenticate_latency_seconds_bucket";
+    let labels = r#"le="+Inf",result="success""#;
+    assert_eq!(metrics::sample(text, bucket, labels), Some(1.0), "{text}");
+    assert_eq!(
+        metrics::sample(text, "aws_iam_authenticator_ready", ""),
+        Some(1.0)
     );
-    assert!(a.text().contains("process_resident_memory_bytes"));
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
 }
 
 /// Bodies being read hold the process's body budget: with it spent (by one client, or

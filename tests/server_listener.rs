@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_iam_authenticator::identity::Identity;
+use aws_iam_authenticator::metrics;
 use aws_iam_authenticator::server::authenticate::BoxFuture;
 use aws_iam_authenticator::server::{
     App, Authenticate, IdentityMapper, ListenerConfig, MappedUser, Server, TokenVerifier, Verified,
+    WebhookMetrics, process,
 };
 use aws_iam_authenticator::token::{Token, VerifyError};
 use bytes::Bytes;
@@ -89,13 +91,18 @@ async fn start(delay: Duration, limits: ListenerConfig, grace: Duration) -> Fixt
         .with_single_cert(vec![ca.clone()], key)
         .unwrap();
     let ready = Arc::new(AtomicBool::new(true));
-    let app = App::new(Authenticate::new(
+    // `/metrics` serves the handler's metrics and the process ones, as the server's.
+    let mut registry = metrics::registry();
+    process::register(&mut registry);
+    let counted = WebhookMetrics::register(metrics::prefixed(&mut registry));
+    let handler = Authenticate::new(
         Arc::new(SlowVerifier { delay }),
         Arc::new(Mapper {
             ready: ready.clone(),
         }),
         Vec::new(),
-    ));
+    );
+    let app = App::new(handler.with_metrics(counted)).with_registry(Arc::new(registry));
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
         Some("127.0.0.1:0".parse().unwrap()),
@@ -228,11 +235,10 @@ async fn readiness_metrics_and_routes() {
 
     let (status, body) = h1(&f, Method::GET, "/metrics", "").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        body.contains("aws_iam_authenticator_authenticate_latency_seconds_bucket"),
-        "{body}"
-    );
-    assert!(body.contains("process_resident_memory_bytes"));
+    let count = "aws_iam_authenticator_authenticate_latency_seconds_count";
+    let success = metrics::sample(&body, count, r#"result="success""#);
+    assert_eq!(success, Some(1.0), "{body}");
+    assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
 
     assert_eq!(
         h1(&f, Method::GET, "/nope", "").await,

@@ -40,8 +40,13 @@ fn verifier(emu: &StsEmulator, cluster: &str) -> Verifier {
         ca_file: Some(emu.ca_file().to_owned()),
         ..Default::default()
     };
-    let client =
-        sts::Client::with_timeouts(&opts, Duration::from_secs(2), Duration::from_secs(5)).unwrap();
+    let client = sts::Client::with_timeouts(
+        &opts,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+        sts::StsMetrics::default(),
+    )
+    .unwrap();
     Verifier::new(cluster.to_owned(), Partition::Aws, None, client)
 }
 

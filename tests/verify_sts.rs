@@ -22,7 +22,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use aws_iam_authenticator::aws::Partition;
 use aws_iam_authenticator::config::StsOptions;
 use aws_iam_authenticator::identity::Identity;
-use aws_iam_authenticator::sts;
+use aws_iam_authenticator::metrics::{self, Registry};
+use aws_iam_authenticator::sts::{self, StsMetrics};
 use aws_iam_authenticator::token::VerifyError;
 use aws_iam_authenticator::token::verify::{Verifier, amz_date};
 
@@ -184,17 +185,33 @@ fn token() -> String {
 }
 
 fn verifier_for(addr: SocketAddr, ca: Option<&std::path::Path>, total: Duration) -> Verifier {
+    counted_verifier_for(addr, ca, total).0
+}
+
+/// A verifier whose STS client counts on a registry of its own.
+fn counted_verifier_for(
+    addr: SocketAddr,
+    ca: Option<&std::path::Path>,
+    total: Duration,
+) -> (Verifier, Registry) {
     let opts = StsOptions {
         resolve: vec![(HOST.to_owned(), addr)],
         ca_file: ca.map(|p| p.to_owned()),
         ..Default::default()
     };
-    let client = sts::Client::with_timeouts(&opts, Duration::from_secs(1), total).unwrap();
-    Verifier::new(CLUSTER.to_owned(), Partition::Aws, None, client)
+    let mut root = metrics::registry();
+    let counted = StsMetrics::register(metrics::prefixed(&mut root));
+    let client = sts::Client::with_timeouts(&opts, Duration::from_secs(1), total, counted).unwrap();
+    let v = Verifier::new(CLUSTER.to_owned(), Partition::Aws, None, client);
+    (v, root)
 }
 
 fn verifier(s: &TestSts) -> Verifier {
     verifier_for(s.addr, Some(s.ca.path()), Duration::from_secs(5))
+}
+
+fn counted_verifier(s: &TestSts) -> (Verifier, Registry) {
+    counted_verifier_for(s.addr, Some(s.ca.path()), Duration::from_secs(5))
 }
 
 fn ok_body(arn: &str, user_id: &str) -> String {
@@ -333,18 +350,20 @@ async fn sts_errors() {
         "<ErrorResponse>SignatureDoesNotMatch</ErrorResponse>",
     ))
     .await;
-    let e = verifier(&s).verify(&token()).await.unwrap_err();
+    let (v, root) = counted_verifier(&s);
+    let e = v.verify(&token()).await.unwrap_err();
     assert!(matches!(e, VerifyError::Sts(_)));
     assert_eq!(
         e.to_string(),
         "sts getCallerIdentity failed: error from AWS (expected 200, got 403) on us-west-2 endpoint. Body: <ErrorResponse>SignatureDoesNotMatch</ErrorResponse>"
     );
-    let metrics = aws_iam_authenticator::metrics::global().encode();
-    assert!(
-        metrics.contains(
-            r#"aws_iam_authenticator_sts_responses_total{ResponseCode="403",StsRegion="us-west-2"}"#
-        ),
-        "{metrics}"
+    let text = metrics::encode(&root);
+    let responses = "aws_iam_authenticator_sts_responses_total";
+    let labels = r#"ResponseCode="403",StsRegion="us-west-2""#;
+    assert_eq!(
+        metrics::sample(&text, responses, labels),
+        Some(1.0),
+        "{text}"
     );
 
     let s = start(reply(
@@ -352,7 +371,8 @@ async fn sts_errors() {
         r#"{"Error":{"Code":"Throttling","Message":"Rate exceeded"}}"#,
     ))
     .await;
-    let e = verifier(&s).verify(&token()).await.unwrap_err();
+    let (v, root) = counted_verifier(&s);
+    let e = v.verify(&token()).await.unwrap_err();
     assert_eq!(
         e,
         VerifyError::Throttled(
@@ -363,10 +383,19 @@ async fn sts_errors() {
         e.to_string()
             .starts_with("sts getCallerIdentity was throttled: ")
     );
-    let metrics = aws_iam_authenticator::metrics::global().encode();
-    assert!(
-        metrics.contains(r#"aws_iam_authenticator_sts_throttling_total{StsRegion="us-west-2"}"#),
-        "{metrics}"
+    let text = metrics::encode(&root);
+    let throttling = "aws_iam_authenticator_sts_throttling_total";
+    let region = r#"StsRegion="us-west-2""#;
+    assert_eq!(
+        metrics::sample(&text, throttling, region),
+        Some(1.0),
+        "{text}"
+    );
+    let labels = r#"ResponseCode="400",StsRegion="us-west-2""#;
+    assert_eq!(
+        metrics::sample(&text, responses, labels),
+        Some(1.0),
+        "{text}"
     );
 }
 
@@ -417,7 +446,7 @@ async fn connection_refused() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let v = verifier_for(port, None, Duration::from_secs(5));
+    let (v, root) = counted_verifier_for(port, None, Duration::from_secs(5));
     let e = v.verify(&token()).await.unwrap_err();
     assert!(matches!(
         e,
@@ -433,12 +462,17 @@ async fn connection_refused() {
             && text.ends_with(" on us-west-2 endpoint"),
         "{text}"
     );
-    let metrics = aws_iam_authenticator::metrics::global().encode();
+    let text = metrics::encode(&root);
+    let failures = "aws_iam_authenticator_sts_connection_failures_total";
+    let region = r#"StsRegion="us-west-2""#;
+    assert_eq!(
+        metrics::sample(&text, failures, region),
+        Some(1.0),
+        "{text}"
+    );
     assert!(
-        metrics.contains(
-            r#"aws_iam_authenticator_sts_connection_failures_total{StsRegion="us-west-2"}"#
-        ),
-        "{metrics}"
+        !text.contains("sts_responses_total{"),
+        "no answer, no response count"
     );
 }
 
@@ -540,14 +574,18 @@ fn bad_ca_files() {
         ca_file: Some(f.path().to_owned()),
         ..Default::default()
     };
-    let e = sts::Client::new(&opts).unwrap_err().to_string();
+    let e = sts::Client::new(&opts, StsMetrics::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("contains no usable PEM certificate"), "{e}");
     let opts = StsOptions {
         resolve: vec![],
         ca_file: Some("/nonexistent/ca.pem".into()),
         ..Default::default()
     };
-    let e = sts::Client::new(&opts).unwrap_err().to_string();
+    let e = sts::Client::new(&opts, StsMetrics::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("could not read STS CA file /nonexistent/ca.pem"),
         "{e}"
@@ -624,7 +662,7 @@ async fn a_cluster_id_that_is_no_header_value() {
         ca_file: Some(s.ca.path().to_owned()),
         ..Default::default()
     };
-    let client = sts::Client::new(&opts).unwrap();
+    let client = sts::Client::new(&opts, StsMetrics::default()).unwrap();
     let v = Verifier::new("bad\ncluster".to_owned(), Partition::Aws, None, client);
     let e = v.verify(&token()).await.unwrap_err();
     assert!(e.to_string().contains("error creating HTTP request"), "{e}");
@@ -655,8 +693,10 @@ async fn sts_region_labels_stay_a_closed_set() {
         ca_file: None,
         ..Default::default()
     };
-    let client =
-        sts::Client::with_timeouts(&opts, Duration::from_secs(1), Duration::from_secs(5)).unwrap();
+    let mut root = metrics::registry();
+    let counted = StsMetrics::register(metrics::prefixed(&mut root));
+    let (connect, total) = (Duration::from_secs(1), Duration::from_secs(5));
+    let client = sts::Client::with_timeouts(&opts, connect, total, counted).unwrap();
     let v = Verifier::new(CLUSTER.to_owned(), Partition::Aws, Some(own_region), client);
     for host in &hosts {
         let url = token_url().replace(HOST, host);
@@ -673,20 +713,24 @@ async fn sts_region_labels_stay_a_closed_set() {
         .flat_map(|p| p.known_regions().iter().copied())
         .chain(["global", "other"])
         .collect();
-    let metrics = aws_iam_authenticator::metrics::global().encode();
-    let labels: Vec<&str> = metrics
+    let text = metrics::encode(&root);
+    let counts: Vec<(&str, f64)> = text
         .lines()
         .filter_map(|l| l.strip_prefix("aws_iam_authenticator_sts_connection_failures_total{"))
         .map(|l| {
-            l.split("StsRegion=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap()
+            let (labels, value) = l.split_once("} ").unwrap();
+            let region = labels.strip_prefix("StsRegion=\"").unwrap();
+            (region.trim_end_matches('"'), value.parse().unwrap())
         })
         .collect();
-    assert!(labels.contains(&"other"), "{metrics}");
-    for label in &labels {
+    assert!(counts.iter().any(|(r, _)| *r == "other"), "{text}");
+    for (label, _) in &counts {
         assert!(known.contains(label), "unbounded label {label:?}");
     }
-    assert!(labels.len() <= known.len(), "{labels:?}");
+    let total: f64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        total,
+        hosts.len() as f64,
+        "every failure counted once: {text}"
+    );
 }

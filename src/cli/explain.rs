@@ -107,7 +107,9 @@ pub async fn run(args: ExplainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let chain = Chain::build(&config, None).await?;
+    // Nobody scrapes a one-shot command: the chain's metrics go to a registry of its own.
+    let mut registry = crate::metrics::registry();
+    let chain = Chain::build(&config, None, &mut registry).await?;
     crate::explain::wait_ready(&chain, args.timeout).await?;
     let explanation = crate::explain::explain(&chain, identity, &config.scrubbed_accounts).await;
     if args.output == "json" {

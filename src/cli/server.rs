@@ -14,13 +14,14 @@ use crate::config::{ServerConfig, ServerFlags};
 use crate::kubeconfig;
 use crate::mapper::chain::Chain;
 use crate::mapper::file::ConfigSource;
+use crate::metrics;
 use crate::server::cache::DEFAULT_CAPACITY;
 use crate::server::{
-    App, Authenticate, CacheConfig, DenyStatus, IdentityCache, ListenerConfig, Server,
-    TokenVerifier,
+    App, Authenticate, CacheConfig, CacheMetrics, DenyStatus, IdentityCache, ListenerConfig,
+    Server, TokenVerifier, WebhookMetrics,
 };
 use crate::shutdown::{Shutdown, parse_duration};
-use crate::sts;
+use crate::sts::{self, StsMetrics};
 use crate::tls::{self, KeyPair};
 use crate::token::verify::Verifier;
 
@@ -216,7 +217,12 @@ async fn serve(
     options: RunOptions,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let chain = Chain::build(&config, config_file).await?;
+    // One registry for `/metrics`: the process collector at its root, every component's
+    // metrics under upstream's prefix, each registered by the component that counts them.
+    let mut registry = metrics::registry();
+    crate::server::process::register(&mut registry);
+    let prefixed = metrics::prefixed(&mut registry);
+    let chain = Chain::build(&config, config_file, prefixed).await?;
     log_mappings(&config, &chain);
 
     let pair = {
@@ -233,12 +239,14 @@ async fn serve(
         &sts_options,
         sts::DEFAULT_CONNECT_TIMEOUT.min(options.sts_timeout),
         options.sts_timeout,
+        StsMetrics::register(prefixed),
     )
     .context("could not set up the STS client")?;
     let region = sts::instance_region().await;
     let verifier = Verifier::new(config.cluster_id.clone(), config.partition, region, sts);
-    let verifier: Arc<dyn TokenVerifier> =
-        Arc::new(IdentityCache::new(Arc::new(verifier), options.cache));
+    let cache = IdentityCache::new(Arc::new(verifier), options.cache)
+        .with_metrics(CacheMetrics::register(prefixed));
+    let verifier: Arc<dyn TokenVerifier> = Arc::new(cache);
     let deny = if config.deny_with_forbidden {
         DenyStatus::Forbidden
     } else {
@@ -250,8 +258,10 @@ async fn serve(
             Arc::new(chain),
             config.scrubbed_accounts.iter().cloned(),
         )
-        .with_deny_status(deny),
-    );
+        .with_deny_status(deny)
+        .with_metrics(WebhookMetrics::register(prefixed)),
+    )
+    .with_registry(Arc::new(registry));
 
     let address = bind_address(&config.address, config.port).await?;
     let server = Server::bind(

@@ -87,7 +87,7 @@ pub(crate) async fn verify_token(
     partition: Partition,
     sts_options: &StsOptions,
 ) -> anyhow::Result<Identity> {
-    let client = sts::Client::new(sts_options)?;
+    let client = sts::Client::new(sts_options, sts::StsMetrics::default())?;
     // upstream: always asks IMDS first (seconds off EC2); the instance region only
     // matters when the token's host is not in the endpoint table, so we look it up only
     // then.

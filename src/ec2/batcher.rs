@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::client::Ec2Client;
+use super::metrics::Ec2Metrics;
 use super::rate_limit::TokenBucket;
 use super::{BoxFuture, Error, MAX_BATCH, PrivateDnsLookup, Settings};
 
@@ -42,6 +43,7 @@ struct Shared {
     state: Mutex<State>,
     queue: mpsc::UnboundedSender<String>,
     settings: Settings,
+    metrics: Ec2Metrics,
 }
 
 impl Shared {
@@ -107,14 +109,20 @@ pub struct Ec2PrivateDns {
 }
 
 impl Ec2PrivateDns {
-    /// Builds the lookup and starts its batching task.
-    pub fn new(settings: Settings, credentials: SharedCredentialsProvider) -> Result<Self, Error> {
+    /// Builds the lookup and starts its batching task, which counts its calls on
+    /// `metrics`.
+    pub fn new(
+        settings: Settings,
+        credentials: SharedCredentialsProvider,
+        metrics: Ec2Metrics,
+    ) -> Result<Self, Error> {
         let client = Ec2Client::new(&settings, credentials)?;
         let (queue, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             queue,
             settings,
+            metrics,
         });
         let task = tokio::spawn(batcher(Arc::clone(&shared), client, rx));
         Ok(Self {
@@ -180,7 +188,7 @@ async fn batcher(shared: Arc<Shared>, client: Ec2Client, mut rx: mpsc::Unbounded
             }
         }
         bucket.acquire().await;
-        crate::metrics::global().ec2_describe_instances_calls.inc();
+        shared.metrics.called();
         if let [id] = batch.as_slice() {
             tracing::info!("Calling ec2:DescribeInstances for the InstanceId = {id}");
         } else {

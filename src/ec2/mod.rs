@@ -33,12 +33,14 @@
 //! * [`client`]: signs and sends `DescribeInstances` over [`crate::https`], reads the XML;
 //! * [`rate_limit`]: the token bucket;
 //! * [`batcher`]: cache, coalescing, batching ([`Ec2PrivateDns`]);
+//! * [`metrics`]: `ec2_describe_instances_calls_total` ([`Ec2Metrics`]);
 //! * [`credentials`]: the keys EC2 is called with (the standard chain, or the
 //!   `ec2DescribeInstancesRoleARN` role through [`crate::credentials`]).
 
 mod batcher;
 mod client;
 mod credentials;
+mod metrics;
 mod rate_limit;
 
 use std::future::Future;
@@ -50,6 +52,7 @@ use crate::config::ServerConfig;
 
 pub use batcher::Ec2PrivateDns;
 pub use client::parse_describe_instances;
+pub use metrics::Ec2Metrics;
 
 /// A boxed future, for the object-safe lookup trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -150,9 +153,11 @@ fn endpoint(region: &str, domain: &str) -> String {
 }
 
 /// The lookup the server uses, built from the server configuration. `None` when no
-/// region is known (then `{{EC2PrivateDNSName}}` cannot be rendered).
+/// region is known (then `{{EC2PrivateDNSName}}` cannot be rendered). Its calls are
+/// counted on `metrics`.
 pub async fn from_config(
     config: &ServerConfig,
+    metrics: Ec2Metrics,
 ) -> Result<Option<Arc<dyn PrivateDnsLookup>>, Error> {
     let Some(region) = crate::sts::instance_region().await else {
         tracing::warn!(
@@ -168,6 +173,6 @@ pub async fn from_config(
         config.ec2_describe_instances_burst,
     );
     settings.proxy = crate::https::proxy::ProxyEnv::from_env();
-    let lookup = Ec2PrivateDns::new(settings, credentials)?;
+    let lookup = Ec2PrivateDns::new(settings, credentials, metrics)?;
     Ok(Some(Arc::new(lookup)))
 }

@@ -27,6 +27,7 @@ use super::configmap::{ConfigMapMapper, Settings as ConfigMapSettings};
 use super::crd::CrdMapper;
 use super::dynamic_file::{DynamicFileMapper, e2e_latency};
 use super::file::{ConfigSource, FileMapper};
+use super::metrics::{Backend, E2eType, MapperMetrics};
 use super::template;
 use super::trace::{Outcome, Trace};
 use super::watch::{self, Event, FileWatch};
@@ -34,9 +35,9 @@ use super::{IdentityMapping, MapError, Mapper};
 use crate::config::file::lowercase_keys;
 use crate::config::types::BackendMode;
 use crate::config::{ServerConfig, aggregate, validate_backend_modes};
-use crate::ec2::{self, PrivateDnsLookup};
+use crate::ec2::{self, Ec2Metrics, PrivateDnsLookup};
 use crate::identity::Identity;
-use crate::metrics::{self, BackendLabel, TypeLabel};
+use crate::metrics::Registry;
 
 /// Why the chain could not be built. `Display` is upstream's text.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,7 @@ struct Rebuild {
     /// The one MountedFile backend: every chain built uses it, so the mappings it
     /// reloaded from the config file survive a backend-mode change.
     mounted: Arc<FileMapper>,
+    metrics: MapperMetrics,
 }
 
 #[derive(Debug)]
@@ -117,6 +119,7 @@ async fn build_mappers(
     config: &ServerConfig,
     mounted: &Arc<FileMapper>,
     modes: &[BackendMode],
+    metrics: &MapperMetrics,
 ) -> Result<Mappers, Error> {
     let mut out: Vec<Arc<dyn Mapper>> = Vec::with_capacity(modes.len());
     let mut client = None;
@@ -130,14 +133,19 @@ async fn build_mappers(
                     .dynamic_file_path
                     .clone()
                     .ok_or_else(|| fail(super::dynamic_file::Error::NoPath.to_string()))?;
-                DynamicFileMapper::start_at(path, config.dynamic_file_user_id_strict).await
+                let strict = config.dynamic_file_user_id_strict;
+                DynamicFileMapper::start_at(path, strict, metrics.clone()).await
             }
             BackendMode::EksConfigMap => {
                 let settings = ConfigMapSettings {
                     sso_role_match: config.feature_gates.sso_role_match,
                 };
                 let client = kube_client(&mut client, config).await.map_err(fail)?;
-                Arc::new(ConfigMapMapper::spawn_with(client, settings))
+                Arc::new(ConfigMapMapper::spawn_with(
+                    client,
+                    settings,
+                    metrics.clone(),
+                ))
             }
             BackendMode::Crd => {
                 let client = kube_client(&mut client, config).await.map_err(fail)?;
@@ -171,12 +179,9 @@ async fn kube_client(
 /// Sets `dynamic_file_enabled` and `dynamic_file_only` for the chain `modes`.
 // upstream: pkg/server/server.go sets these gauges to 1 and never back to 0; we set
 // both on every (re)build, so they describe the chain in force.
-fn set_gauges(modes: &[BackendMode]) {
-    let m = metrics::global();
+fn set_gauges(metrics: &MapperMetrics, modes: &[BackendMode]) {
     let enabled = modes.contains(&BackendMode::DynamicFile);
-    m.dynamic_file_enabled.set(i64::from(enabled));
-    m.dynamic_file_only
-        .set(i64::from(modes == [BackendMode::DynamicFile]));
+    metrics.set_dynamic_file(enabled, modes == [BackendMode::DynamicFile]);
 }
 
 /// The dynamic backend-mode file, keys lower-cased.
@@ -214,12 +219,19 @@ impl Chain {
     /// Builds and starts the backends of `config` (or of the dynamic backend-mode file,
     /// when it exists and is valid), and follows that file if configured. With
     /// `config_file`, the MountedFile mappings follow that file (see
-    /// [`FileMapper::follow`]), whether or not MountedFile is in the chain yet.
+    /// [`FileMapper::follow`]), whether or not MountedFile is in the chain yet. The
+    /// mappers' and the EC2 lookup's metrics are registered on `registry` (the prefixed
+    /// one, see [`crate::metrics::prefixed`]).
     pub async fn build(
         config: &ServerConfig,
         config_file: Option<ConfigSource>,
+        registry: &mut Registry,
     ) -> Result<Chain, Error> {
-        let lookup = ec2::from_config(config).await.map_err(Error::Ec2)?;
+        let metrics = MapperMetrics::register(registry);
+        let ec2_metrics = Ec2Metrics::register(registry);
+        let lookup = ec2::from_config(config, ec2_metrics)
+            .await
+            .map_err(Error::Ec2)?;
         let mounted = Arc::new(
             FileMapper::from_mappings(
                 &config.role_mappings,
@@ -233,7 +245,7 @@ impl Chain {
             })?,
         );
         if let Some(source) = config_file {
-            mounted.follow(source, config.clone());
+            mounted.follow(source, config.clone(), metrics.clone());
         }
         let mut modes = config.backend_modes.clone();
         let mut watch = None;
@@ -251,13 +263,14 @@ impl Chain {
             }
             watch = Some(w);
         }
-        let mappers = build_mappers(config, &mounted, &modes).await?;
-        set_gauges(&modes);
+        let mappers = build_mappers(config, &mounted, &modes, &metrics).await?;
+        set_gauges(&metrics, &modes);
         let chain = Chain {
             inner: Arc::new(Inner {
                 rebuild: Some(Rebuild {
                     config: config.clone(),
                     mounted,
+                    metrics,
                 }),
                 reserved: config.reserved_prefixes.clone(),
                 lookup,
@@ -443,7 +456,12 @@ impl Inner {
     /// Rebuilds the chain for `modes` unless it already is that chain. A failure keeps
     /// the current chain.
     async fn switch_to(&self, modes: Vec<BackendMode>, last_updated: Option<String>) {
-        let Some(Rebuild { config, mounted }) = &self.rebuild else {
+        let Some(Rebuild {
+            config,
+            mounted,
+            metrics,
+        }) = &self.rebuild
+        else {
             return;
         };
         let current: Vec<BackendMode> = self.current().iter().map(|m| m.mode()).collect();
@@ -451,35 +469,21 @@ impl Inner {
             return;
         }
         let names = |ms: &[BackendMode]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(" ");
-        match build_mappers(config, mounted, &modes).await {
+        match build_mappers(config, mounted, &modes, metrics).await {
             Ok(mappers) => {
                 self.install(mappers);
-                set_gauges(&modes);
+                set_gauges(metrics, &modes);
                 info!(from = %names(&current), to = %names(&modes), "backend modes changed; mapper chain rebuilt");
                 if let Some(latency) = last_updated.as_deref().and_then(e2e_latency) {
-                    metrics::global()
-                        .dynamic_e2e_latency
-                        .get_or_create(&TypeLabel {
-                            r#type: "dynamic_backend_mode".to_owned(),
-                        })
-                        .observe(latency);
+                    metrics.e2e_latency(E2eType::DynamicBackendMode, latency);
                 }
             }
             Err(e) => {
                 warn!(error = %e, to = %names(&modes), "could not switch backend modes; the current chain stays");
-                count_mode_failure();
+                metrics.reload_failed(Backend::DYNAMIC_BACKEND_MODE);
             }
         }
     }
-}
-
-fn count_mode_failure() {
-    metrics::global()
-        .mapping_reload_failures
-        .get_or_create(&BackendLabel {
-            backend: "DynamicBackendMode".to_owned(),
-        })
-        .inc();
 }
 
 impl Inner {
@@ -491,7 +495,7 @@ impl Inner {
                 Ok((modes, last)) => self.switch_to(modes, last).await,
                 Err(e) => {
                     warn!(error = %e, "dynamic backend mode file rejected; the current chain stays");
-                    count_mode_failure();
+                    rebuild.metrics.reload_failed(Backend::DYNAMIC_BACKEND_MODE);
                 }
             },
             Event::Deleted => {
@@ -501,7 +505,7 @@ impl Inner {
             }
             Event::Unreadable(e) => {
                 warn!(error = %e, "dynamic backend mode file unreadable; the current chain stays");
-                count_mode_failure();
+                rebuild.metrics.reload_failed(Backend::DYNAMIC_BACKEND_MODE);
             }
         }
     }

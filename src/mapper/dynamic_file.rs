@@ -28,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
+use super::metrics::{E2eType, MapperMetrics};
 use super::table::{Hit, RoleKey, Table};
 use super::watch::{self, Event, FileWatch};
 use super::{IdentityMapping, MapError, Mapper};
@@ -36,7 +37,6 @@ use crate::config::types::{
     BackendMode, MappingError, RoleMapping, UserMapping, role_arn_key, user_arn_key,
 };
 use crate::identity::Identity;
-use crate::metrics::{self, BackendLabel, TypeLabel};
 
 /// Upstream's text for an entry without a key in strict mode (roles).
 const ROLE_KEY_MISSING: &str =
@@ -178,6 +178,7 @@ struct State {
     table: RwLock<Arc<Table>>,
     ready: AtomicBool,
     loaded_once: AtomicBool,
+    metrics: MapperMetrics,
 }
 
 impl State {
@@ -202,13 +203,8 @@ impl State {
             error = %why,
             "dynamic file rejected; the last good mappings stay in force"
         );
-        let m = metrics::global();
-        m.dynamicfile_failures.inc();
-        m.mapping_reload_failures
-            .get_or_create(&BackendLabel {
-                backend: BackendMode::DynamicFile.name().to_owned(),
-            })
-            .inc();
+        self.metrics.dynamicfile_failed();
+        self.metrics.reload_failed(BackendMode::DynamicFile.into());
     }
 
     fn apply(&self, event: Event) {
@@ -227,12 +223,7 @@ impl State {
                     // file's age, not a propagation delay).
                     let first = !self.loaded_once.swap(true, Ordering::SeqCst);
                     if !first && let Some(latency) = last_updated.as_deref().and_then(e2e_latency) {
-                        metrics::global()
-                            .dynamic_e2e_latency
-                            .get_or_create(&TypeLabel {
-                                r#type: "dynamic_file".to_owned(),
-                            })
-                            .observe(latency);
+                        self.metrics.e2e_latency(E2eType::DynamicFile, latency);
                     }
                 }
                 Err(e) => self.reject(&e),
@@ -260,14 +251,15 @@ impl DynamicFileMapper {
     /// Starts the backend for the file at `path` (`server.dynamicfilepath`; `strict`
     /// is `server.dynamicfileuseridstrict`): loads the file once (a missing file means no
     /// mappings until it appears), then follows it in a background task. Needs a tokio
-    /// runtime.
-    pub async fn start_at(path: PathBuf, strict: bool) -> Arc<Self> {
+    /// runtime. It counts on `metrics`.
+    pub async fn start_at(path: PathBuf, strict: bool, metrics: MapperMetrics) -> Arc<Self> {
         let state = Arc::new(State {
             path: path.clone(),
             strict,
             table: RwLock::new(Arc::new(Table::default())),
             ready: AtomicBool::new(false),
             loaded_once: AtomicBool::new(false),
+            metrics,
         });
         let mut watch = FileWatch::new(path);
         match watch.check().await {

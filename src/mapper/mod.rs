@@ -5,13 +5,15 @@
 //! `doMapping`). Lookups are synchronous and in memory: backends that follow a file or
 //! the Kubernetes API keep their state current in background tasks. Files (the config
 //! file's mappings, the DynamicFile, the dynamic backend-mode file) are followed by
-//! [`watch`]. Lookups go through one [`table::Table`] per version of a source.
+//! [`watch`]. Lookups go through one [`table::Table`] per version of a source. The chain
+//! registers [`metrics::MapperMetrics`] once and hands its backends clones.
 
 pub mod chain;
 pub mod configmap;
 pub mod crd;
 pub mod dynamic_file;
 pub mod file;
+pub mod metrics;
 pub mod table;
 pub mod template;
 pub mod trace;

@@ -7,28 +7,24 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use prometheus_client::metrics::histogram::Histogram;
 use tracing::Instrument as _;
 
 use crate::identity::Identity;
-use crate::metrics::{self, ResultLabel};
 use crate::token::{Token, VerifyError};
 
 use super::budget::BodyBudget;
+use super::metrics::WebhookMetrics;
 use super::outcome::{Denial, DenyStatus, Malformed, Outcome, Unavailable};
 use super::review::{TokenReviewRequest, UserInfo};
 
-pub use super::outcome::{
-    LABEL_INVALID_TOKEN, LABEL_MALFORMED, LABEL_STS_ERROR, LABEL_STS_THROTTLING, LABEL_SUCCESS,
-    LABEL_UNKNOWN_USER,
-};
+pub use super::metrics::AuthResult;
 
 /// A boxed, sendable future: what the object-safe traits below return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -76,6 +72,7 @@ pub struct Authenticate {
     scrubbed_accounts: Arc<HashSet<String>>,
     deny: DenyStatus,
     budget: BodyBudget,
+    metrics: WebhookMetrics,
 }
 
 impl std::fmt::Debug for Authenticate {
@@ -102,6 +99,7 @@ impl Authenticate {
             scrubbed_accounts: Arc::new(scrubbed_accounts.into_iter().collect()),
             deny: DenyStatus::default(),
             budget: BodyBudget::default(),
+            metrics: WebhookMetrics::default(),
         }
     }
 
@@ -110,6 +108,18 @@ impl Authenticate {
     pub fn with_body_budget(mut self, budget: BodyBudget) -> Self {
         self.budget = budget;
         self
+    }
+
+    /// Records its requests on `metrics` (without, on handles registered nowhere).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: WebhookMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Its metric handles.
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.metrics
     }
 
     /// Answers definitive denials as `deny` says.
@@ -153,7 +163,8 @@ impl Authenticate {
         }
         .instrument(span)
         .await;
-        latency(outcome.label()).observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .observe(outcome.label(), start.elapsed().as_secs_f64());
         outcome.into_response(self.deny)
     }
 
@@ -208,33 +219,6 @@ impl Authenticate {
             "access granted"
         );
         Outcome::Allowed { version, user }
-    }
-}
-
-/// The `authenticate_latency_seconds` series of a `result` label, resolved once per label
-/// for the process: a family lookup per request would allocate the label and hash it.
-/// A series appears in `/metrics` with its first observation, as before.
-fn latency(label: &'static str) -> Histogram {
-    const LABELS: [&str; 6] = [
-        LABEL_SUCCESS,
-        LABEL_MALFORMED,
-        LABEL_INVALID_TOKEN,
-        LABEL_STS_ERROR,
-        LABEL_STS_THROTTLING,
-        LABEL_UNKNOWN_USER,
-    ];
-    static HANDLES: [OnceLock<Histogram>; LABELS.len()] = [const { OnceLock::new() }; LABELS.len()];
-    let resolve = || {
-        metrics::global()
-            .authenticate_latency
-            .get_or_create(&ResultLabel {
-                result: label.to_owned(),
-            })
-            .clone()
-    };
-    match LABELS.iter().position(|l| *l == label) {
-        Some(i) => HANDLES[i].get_or_init(resolve).clone(),
-        None => resolve(),
     }
 }
 

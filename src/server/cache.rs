@@ -25,10 +25,10 @@ use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 use sha2::{Digest, Sha256};
 
-use crate::metrics;
 use crate::token::{Token, VerifyError};
 
 use super::authenticate::{BoxFuture, TokenVerifier, Verified};
+use super::metrics::CacheMetrics;
 
 /// Default number of cached identities.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -110,6 +110,7 @@ pub struct IdentityCache {
     inner: Arc<dyn TokenVerifier>,
     config: CacheConfig,
     entries: Cache<Key, Arc<Cached>>,
+    metrics: CacheMetrics,
 }
 
 impl std::fmt::Debug for IdentityCache {
@@ -139,7 +140,15 @@ impl IdentityCache {
             inner,
             config,
             entries,
+            metrics: CacheMetrics::default(),
         }
+    }
+
+    /// Counts hits and misses on `metrics` (without, on handles registered nowhere).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: CacheMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// How many identities are cached, after expired and evicted ones are swept.
@@ -157,7 +166,7 @@ impl IdentityCache {
         let led = AtomicBool::new(false);
         let init = async {
             led.store(true, Ordering::Relaxed);
-            metrics::global().token_cache_misses.inc();
+            self.metrics.miss();
             let verified = self.inner.verify(token).await.map_err(NotKept::Failed)?;
             match self.config.ttl(&verified) {
                 Duration::ZERO => Err(NotKept::Uncacheable(verified)),
@@ -168,7 +177,7 @@ impl IdentityCache {
         // An answer that cost no STS call of our own (a cached one, or another request's
         // for the same token) counts as a hit.
         if !led.load(Ordering::Relaxed) {
-            metrics::global().token_cache_hits.inc();
+            self.metrics.hit();
         }
         match result {
             Ok(cached) => Ok(cached.verified.clone()),

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use prometheus_client::registry::Registry;
 
 /// `/healthz` on the TLS port: `ok` once the mappers have loaded, 503 before.
 ///
@@ -22,9 +23,10 @@ pub fn ok() -> Response<Full<Bytes>> {
     plain(StatusCode::OK, "ok")
 }
 
-/// `/metrics`: the registry and the process metrics, OpenMetrics text.
-pub fn metrics() -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(super::process::encode_all())));
+/// `/metrics`: `registry` (the components' metrics and the process collector),
+/// OpenMetrics text.
+pub fn metrics(registry: &Registry) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(crate::metrics::encode(registry))));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

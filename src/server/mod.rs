@@ -10,7 +10,8 @@
 //! * [`cache`]: the verified-identity cache in front of STS.
 //! * [`adapt`]: the STS verifier and the mapper chain behind the handler's traits.
 //! * [`listener`]: accept loop, TLS handshake, HTTP/1.1 + HTTP/2, graceful drain.
-//! * [`health`], [`process`]: health answers and `/metrics`.
+//! * [`metrics`]: the handler's and the cache's metric handles.
+//! * [`health`], [`process`]: health answers, `/metrics` and the process collector.
 
 pub mod adapt;
 pub mod authenticate;
@@ -18,6 +19,7 @@ pub mod budget;
 pub mod cache;
 pub mod health;
 pub mod listener;
+pub mod metrics;
 pub mod outcome;
 pub mod process;
 pub mod review;
@@ -30,6 +32,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Body;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +40,7 @@ pub use authenticate::{Authenticate, IdentityMapper, MappedUser, TokenVerifier, 
 pub use budget::BodyBudget;
 pub use cache::{CacheConfig, IdentityCache};
 pub use listener::ListenerConfig;
+pub use metrics::{AuthResult, CacheMetrics, WebhookMetrics};
 pub use outcome::DenyStatus;
 
 /// Why the server could not start.
@@ -60,12 +64,24 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct App {
     authenticate: Authenticate,
+    registry: Arc<Registry>,
 }
 
 impl App {
-    /// Routes to `authenticate`.
+    /// Routes to `authenticate`; `/metrics` serves an empty registry until
+    /// [`App::with_registry`].
     pub fn new(authenticate: Authenticate) -> Self {
-        Self { authenticate }
+        Self {
+            authenticate,
+            registry: Arc::default(),
+        }
+    }
+
+    /// Serves `registry` on `/metrics` (the one the components registered on).
+    #[must_use]
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// Whether the mappers are ready.
@@ -83,10 +99,8 @@ impl App {
             "/authenticate" => self.authenticate.handle(req, client).await,
             "/healthz" => health::readiness(self.is_ready()),
             "/metrics" => {
-                crate::metrics::global()
-                    .ready
-                    .set(i64::from(self.is_ready()));
-                health::metrics()
+                self.authenticate.metrics().set_ready(self.is_ready());
+                health::metrics(&self.registry)
             }
             _ => health::not_found(),
         }

@@ -19,23 +19,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use super::metrics::AuthResult;
 use super::review::{TokenReview, UserInfo};
-
-/// The `result` label for requests that never reach the verifier.
-pub const LABEL_MALFORMED: &str = "malformed_request";
-/// The `result` label for a token refused before or by STS validation.
-pub const LABEL_INVALID_TOKEN: &str = "invalid_token";
-/// The `result` label for STS refusing the token or failing.
-pub const LABEL_STS_ERROR: &str = "sts_error";
-/// The `result` label for STS throttling.
-pub const LABEL_STS_THROTTLING: &str = "sts_throttling";
-/// The `result` label for a mapping failure.
-///
-/// upstream: pkg/metrics/metrics.go spells it `uknown_user`; we keep the typo so existing
-/// dashboards and alerts keep matching.
-pub const LABEL_UNKNOWN_USER: &str = "uknown_user";
-/// The `result` label for an accepted token.
-pub const LABEL_SUCCESS: &str = "success";
 
 /// The seconds a throttled caller is asked to wait (`Retry-After`).
 pub const THROTTLED_RETRY_AFTER_SECS: u32 = 1;
@@ -111,11 +96,11 @@ pub enum Denial {
 }
 
 impl Denial {
-    fn label(self) -> &'static str {
+    fn label(self) -> AuthResult {
         match self {
-            Self::InvalidToken => LABEL_INVALID_TOKEN,
-            Self::StsRejected => LABEL_STS_ERROR,
-            Self::NotMapped => LABEL_UNKNOWN_USER,
+            Self::InvalidToken => AuthResult::InvalidToken,
+            Self::StsRejected => AuthResult::StsError,
+            Self::NotMapped => AuthResult::UnknownUser,
         }
     }
 }
@@ -132,10 +117,10 @@ pub enum Unavailable {
 }
 
 impl Unavailable {
-    fn label(self) -> &'static str {
+    fn label(self) -> AuthResult {
         match self {
-            Self::Throttled => LABEL_STS_THROTTLING,
-            Self::StsTimeout | Self::StsFailed => LABEL_STS_ERROR,
+            Self::Throttled => AuthResult::StsThrottling,
+            Self::StsTimeout | Self::StsFailed => AuthResult::StsError,
         }
     }
 
@@ -188,12 +173,12 @@ pub enum Outcome {
 
 impl Outcome {
     /// The `result` label of `authenticate_latency_seconds`.
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> AuthResult {
         match self {
-            Self::Malformed(_) => LABEL_MALFORMED,
+            Self::Malformed(_) => AuthResult::MalformedRequest,
             Self::Denied { denial, .. } => denial.label(),
             Self::Unavailable { cause, .. } => cause.label(),
-            Self::Allowed { .. } => LABEL_SUCCESS,
+            Self::Allowed { .. } => AuthResult::Success,
         }
     }
 

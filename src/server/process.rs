@@ -1,7 +1,11 @@
 //! Process metrics (`process_*`), read from `/proc` at scrape time, as Go's Prometheus
 //! client exports them: dashboards and alerts written for the Go binary keep working.
 
-use std::fmt::Write as _;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 /// Linux reports CPU times in `/proc` in USER_HZ ticks, which the kernel ABI fixes at 100.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -76,75 +80,79 @@ impl ProcessStats {
             start_time_seconds,
         }
     }
+}
 
-    /// The statistics in OpenMetrics text (no `# EOF`).
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: Option<String>| {
+/// The `process_*` metrics, read from `/proc` at every scrape. Register it on the root
+/// registry (unprefixed), with [`register`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessCollector;
+
+/// Registers the process metrics on `registry` (the root one: their names carry no
+/// prefix).
+pub fn register(registry: &mut Registry) {
+    registry.register_collector(Box::new(ProcessCollector));
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = ProcessStats::read();
+        if let Some(v) = s.cpu_seconds {
+            let help = "Total user and system CPU time spent in seconds.";
+            describe(
+                &mut encoder,
+                "process_cpu_seconds",
+                help,
+                ConstCounter::new(v),
+            )?;
+        }
+        let bytes = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                s.resident_memory_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                s.virtual_memory_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                s.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                s.max_fds,
+            ),
+        ];
+        for (name, help, value) in bytes {
             if let Some(v) = value {
-                let sample = if kind == "counter" {
-                    format!("{name}_total")
-                } else {
-                    name.to_owned()
-                };
-                let _ = write!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{sample} {v}\n"
-                );
+                describe(&mut encoder, name, help, ConstGauge::new(v))?;
             }
-        };
-        metric(
-            "process_cpu_seconds",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-            self.cpu_seconds.map(|v| v.to_string()),
-        );
-        metric(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            self.resident_memory_bytes.map(|v| v.to_string()),
-        );
-        metric(
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-            self.virtual_memory_bytes.map(|v| v.to_string()),
-        );
-        metric(
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-            self.open_fds.map(|v| v.to_string()),
-        );
-        metric(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            self.max_fds.map(|v| v.to_string()),
-        );
-        metric(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-            self.start_time_seconds.map(|v| v.to_string()),
-        );
-        out
+        }
+        if let Some(v) = s.start_time_seconds {
+            let help = "Start time of the process since unix epoch in seconds.";
+            describe(
+                &mut encoder,
+                "process_start_time_seconds",
+                help,
+                ConstGauge::new(v),
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// The whole `/metrics` text: the process-wide registry plus the process metrics, in
-/// OpenMetrics text format.
-pub fn encode_all() -> String {
-    let registry = crate::metrics::global().encode();
-    let body = registry
-        .strip_suffix("# EOF\n")
-        .unwrap_or(registry.as_str());
-    let mut out = String::with_capacity(body.len() + 1024);
-    out.push_str(body);
-    out.push_str(&ProcessStats::read().encode());
-    out.push_str("# EOF\n");
-    out
+fn describe(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let sample = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(sample)
 }
 
 #[cfg(test)]
@@ -166,21 +174,21 @@ mod tests {
     }
 
     #[test]
-    fn text_is_openmetrics() {
-        // Families appear once they have a sample.
-        crate::metrics::global()
-            .authenticate_latency
-            .get_or_create(&crate::metrics::ResultLabel {
-                result: "success".into(),
-            })
-            .observe(0.001);
-        let text = encode_all();
+    fn collector_text_is_upstreams() {
+        let mut root = crate::metrics::registry();
+        register(&mut root);
+        let text = crate::metrics::encode(&root);
         assert!(text.ends_with("# EOF\n"));
         assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter\n"),
+            "{text}"
+        );
         assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
-        assert!(text.contains("\nprocess_open_fds "));
-        assert!(text.contains("\nprocess_start_time_seconds "));
-        assert!(text.contains("aws_iam_authenticator_authenticate_latency_seconds"));
+        assert!(text.contains("# HELP process_open_fds Number of open file descriptors.\n"));
+        let fds = crate::metrics::sample(&text, "process_open_fds", "").unwrap();
+        assert!(fds >= 3.0, "{text}");
+        assert!(crate::metrics::sample(&text, "process_start_time_seconds", "").unwrap() > 1.0e9);
     }
 }

@@ -17,13 +17,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 
+use super::metrics::{StsMetrics, StsRegion};
 use super::response::{self, CallError, CallerIdentity};
 use crate::aws::CLUSTER_ID_HEADER;
-use crate::aws::endpoints::metric_region;
 use crate::config::StsOptions;
 use crate::error::error_chain;
 use crate::https;
-use crate::metrics::{self, RegionLabel, ResponseLabels};
 
 /// Upstream's STS client timeout, for the whole exchange (connect, headers, body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,6 +73,7 @@ struct Inner {
     http: Http,
     timeout: Duration,
     user_agent: http::HeaderValue,
+    metrics: StsMetrics,
 }
 
 /// The STS client: one per process, cheap to clone (the connection pool is shared).
@@ -84,9 +84,10 @@ pub struct Client {
 
 impl Client {
     /// Builds the client: system trust roots (honouring `SSL_CERT_FILE`/`SSL_CERT_DIR`)
-    /// plus `opts.ca_file`, HTTP/1.1 and HTTP/2, upstream's 10 s timeout.
-    pub fn new(opts: &StsOptions) -> Result<Self, Error> {
-        Self::with_timeouts(opts, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT)
+    /// plus `opts.ca_file`, HTTP/1.1 and HTTP/2, upstream's 10 s timeout; it counts
+    /// STS's answers on `metrics`.
+    pub fn new(opts: &StsOptions, metrics: StsMetrics) -> Result<Self, Error> {
+        Self::with_timeouts(opts, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, metrics)
     }
 
     /// As [`Client::new`] with other timeouts (`total` bounds the whole exchange).
@@ -94,6 +95,7 @@ impl Client {
         opts: &StsOptions,
         connect: Duration,
         total: Duration,
+        metrics: StsMetrics,
     ) -> Result<Self, Error> {
         let resolver = Resolver {
             overrides: Arc::new(opts.resolve.clone()),
@@ -111,6 +113,7 @@ impl Client {
                 http,
                 timeout: total,
                 user_agent,
+                metrics,
             }),
         })
     }
@@ -125,28 +128,21 @@ impl Client {
         cluster_id: &str,
         region: &str,
     ) -> Result<CallerIdentity, CallError> {
-        let m = metrics::global();
-        let label = || RegionLabel {
-            StsRegion: metric_region(region).to_owned(),
-        };
+        let m = &self.inner.metrics;
+        let label = StsRegion::of(region);
         let (status, body) = match self.exchange(url, cluster_id, region).await {
             Ok(answer) => answer,
             Err(e) => {
                 if matches!(e, CallError::Transport { .. } | CallError::Timeout { .. }) {
-                    m.sts_connection_failures.get_or_create(&label()).inc();
+                    m.connection_failed(label);
                 }
                 return Err(e);
             }
         };
-        m.sts_responses
-            .get_or_create(&ResponseLabels {
-                ResponseCode: status.to_string(),
-                StsRegion: metric_region(region).to_owned(),
-            })
-            .inc();
+        m.responded(status, label);
         let result = response::interpret(status, &body, region);
         if matches!(result, Err(CallError::Throttled(_))) {
-            m.sts_throttling.get_or_create(&label()).inc();
+            m.throttled(label);
         }
         result
     }

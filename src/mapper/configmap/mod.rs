@@ -39,7 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 mod edit;
 mod parse;
@@ -50,12 +50,12 @@ use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 
+use super::metrics::{InvalidEntries, InvalidEntry, MapperMetrics};
 use super::table::{RoleKey, Table, user_key};
 use super::trace::Trace;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::BackendMode;
 use crate::identity::Identity;
-use crate::metrics::{self, BackendLabel, EntryLabels};
 
 /// The ConfigMap's namespace.
 pub const NAMESPACE: &str = "kube-system";
@@ -107,13 +107,22 @@ pub struct Settings {
     pub sso_role_match: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     settings: Settings,
     tables: RwLock<Arc<Tables>>,
     ready: AtomicBool,
-    /// The `mapping_invalid_entry` labels set for the current object.
-    flagged: Mutex<Vec<EntryLabels>>,
+    metrics: MapperMetrics,
+    /// The `mapping_invalid_entry` series of the current object.
+    invalid: InvalidEntries,
+}
+
+/// The `mapping_invalid_entry` label of a problem: its section, or its entry.
+fn invalid_entry(issue: &ParseIssue) -> InvalidEntry {
+    match issue {
+        ParseIssue::Section { key, .. } => InvalidEntry::section(key),
+        ParseIssue::Entry { key, index, .. } => InvalidEntry::at(key, *index),
+    }
 }
 
 impl Shared {
@@ -136,17 +145,10 @@ impl Shared {
         let empty = BTreeMap::new();
         let data = cm.data.as_ref().unwrap_or(&empty);
         let parsed = parse(data);
-        let label = BackendLabel {
-            backend: BackendMode::EksConfigMap.name().to_owned(),
-        };
-        let m = metrics::global();
-        let problems = i64::try_from(parsed.issues.len()).unwrap_or(i64::MAX);
-        m.mapping_invalid_entries
-            .get_or_create(&label)
-            .set(problems);
-        self.flag(parsed.issues.iter().map(ParseIssue::entry).collect());
+        self.invalid
+            .replace(parsed.issues.iter().map(invalid_entry));
         if !parsed.issues.is_empty() {
-            m.mapping_reload_failures.get_or_create(&label).inc();
+            self.metrics.reload_failed(BackendMode::EksConfigMap.into());
             for issue in &parsed.issues {
                 tracing::error!(configmap = "kube-system/aws-auth", entry = %issue.entry(), "{issue}");
             }
@@ -173,35 +175,9 @@ impl Shared {
         self.replace(next);
     }
 
-    /// Replaces the `mapping_invalid_entry` series of the previous object by `entries`.
-    fn flag(&self, entries: Vec<String>) {
-        let family = &metrics::global().mapping_invalid_entry;
-        let mut flagged = self
-            .flagged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for old in flagged.drain(..) {
-            family.remove(&old);
-        }
-        for entry in entries {
-            let labels = EntryLabels {
-                backend: BackendMode::EksConfigMap.name().to_owned(),
-                entry,
-            };
-            family.get_or_create(&labels).set(1);
-            flagged.push(labels);
-        }
-    }
-
     fn clear(&self) {
         tracing::info!("aws-auth deleted, clearing its mappings");
-        self.flag(Vec::new());
-        metrics::global()
-            .mapping_invalid_entries
-            .get_or_create(&BackendLabel {
-                backend: BackendMode::EksConfigMap.name().to_owned(),
-            })
-            .set(0);
+        self.invalid.replace([]);
         self.replace(AwsAuth::default());
     }
 }
@@ -226,15 +202,19 @@ pub struct ConfigMapMapper {
 impl ConfigMapMapper {
     /// Starts watching `kube-system/aws-auth` through `client`. Returns at once; the
     /// mapper is ready ([`Mapper::is_ready`]) after the first successful list.
+    /// Its metrics are registered nowhere.
     pub fn spawn(client: kube::Client) -> Self {
-        Self::spawn_with(client, Settings::default())
+        Self::spawn_with(client, Settings::default(), MapperMetrics::default())
     }
 
-    /// [`ConfigMapMapper::spawn`] with `settings`.
-    pub fn spawn_with(client: kube::Client, settings: Settings) -> Self {
+    /// [`ConfigMapMapper::spawn`] with `settings`, counting on `metrics`.
+    pub fn spawn_with(client: kube::Client, settings: Settings, metrics: MapperMetrics) -> Self {
         let shared = Arc::new(Shared {
             settings,
-            ..Shared::default()
+            tables: RwLock::default(),
+            ready: AtomicBool::new(false),
+            invalid: metrics.invalid_entries(BackendMode::EksConfigMap.into()),
+            metrics,
         });
         let task = tokio::spawn(watch(client, Arc::clone(&shared)));
         Self {
@@ -278,7 +258,7 @@ async fn watch(client: kube::Client, shared: Arc<Shared>) {
             Ok(Event::Apply(cm)) => shared.apply_object(&cm),
             Ok(Event::Delete(_)) => shared.clear(),
             Err(e) => {
-                metrics::global().configmap_watch_failures.inc();
+                shared.metrics.configmap_watch_failed();
                 tracing::warn!(error = %e, "Unable to re-establish watch on aws-auth, backing off");
             }
         }

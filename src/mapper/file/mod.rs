@@ -23,7 +23,7 @@ use super::watch;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::{BackendMode, MappingError, RoleMapping, UserMapping};
 use crate::identity::Identity;
-use crate::metrics::EntryLabels;
+use crate::mapper::metrics::InvalidEntry;
 
 pub use reload::{ConfigSource, ReloadError, restart_needed};
 
@@ -108,8 +108,6 @@ fn is_built_from(
 pub struct FileMapper {
     index: RwLock<Arc<Table>>,
     sso_enabled: bool,
-    /// The `mapping_invalid_entry` labels set for the file's current version.
-    flagged: Mutex<Vec<EntryLabels>>,
     follow: Mutex<Option<watch::Task>>,
 }
 
@@ -124,7 +122,6 @@ impl FileMapper {
         Ok(Self {
             index: RwLock::new(Arc::new(build(roles, users, accounts)?)),
             sso_enabled,
-            flagged: Mutex::new(Vec::new()),
             follow: Mutex::new(None),
         })
     }
@@ -147,10 +144,10 @@ impl FileMapper {
 
 impl Error {
     /// The entry named, as a `mapping_invalid_entry` label: `server.mapRoles[2]`.
-    fn entry(&self) -> String {
+    fn entry(&self) -> InvalidEntry {
         match self {
-            Error::Role { index, .. } => format!("server.mapRoles[{index}]"),
-            Error::User { index, .. } => format!("server.mapUsers[{index}]"),
+            Error::Role { index, .. } => InvalidEntry::at("server.mapRoles", *index),
+            Error::User { index, .. } => InvalidEntry::at("server.mapUsers", *index),
         }
     }
 }
@@ -216,6 +213,6 @@ mod tests {
         assert_eq!(username(&m).as_deref(), Some("first"));
         let bad = [RoleMapping::default()];
         let e = FileMapper::from_mappings(&bad, &[], &[], false).unwrap_err();
-        assert_eq!(e.entry(), "server.mapRoles[0]");
+        assert_eq!(e.entry().to_string(), "server.mapRoles[0]");
     }
 }

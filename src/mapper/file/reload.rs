@@ -1,7 +1,7 @@
 //! Following the config file: each new version is resolved as at startup; its
 //! MountedFile mappings replace the ones in force, a broken version changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::{debug, info, warn};
@@ -9,9 +9,9 @@ use tracing::{debug, info, warn};
 use super::{Error, FileMapper, build, is_built_from};
 use crate::config::types::{BackendMode, RoleMapping, UserMapping};
 use crate::config::{ConfigFile, ServerConfig, ServerFlags};
+use crate::mapper::metrics::{InvalidEntries, InvalidEntry, MapperMetrics};
 use crate::mapper::table::{RoleKey, user_key};
 use crate::mapper::watch::{self, Event, FileWatch};
-use crate::metrics::{self, BackendLabel, EntryLabels};
 
 impl FileMapper {
     /// Follows the config file `source` while the server runs: each new version is
@@ -28,12 +28,13 @@ impl FileMapper {
     // the file because on Talos a `talosctl patch` rewrites it under a running server.
     // A deleted file keeps the mappings (unlike DynamicFile): it is the server's own
     // configuration, which a restart would need anyway.
-    pub fn follow(self: &Arc<Self>, source: ConfigSource, running: ServerConfig) {
-        let reload = Reload {
-            source,
-            running,
-            warnings: Mutex::new(None),
-        };
+    pub fn follow(
+        self: &Arc<Self>,
+        source: ConfigSource,
+        running: ServerConfig,
+        metrics: MapperMetrics,
+    ) {
+        let reload = Reload::new(source, running, metrics);
         let watch = FileWatch::new(reload.source.path.clone());
         let task = watch::follow(self, watch, move |mapper, event| {
             mapper.reload(&reload, event);
@@ -56,7 +57,7 @@ impl FileMapper {
         };
         let (config, warnings) = match config {
             Ok(resolved) => resolved,
-            Err(rejected) => return self.reject(path, rejected),
+            Err(rejected) => return reload.reject(rejected),
         };
         let restart = restart_needed(&reload.running, &config);
         let (roles, users, accounts) = (
@@ -105,51 +106,11 @@ impl FileMapper {
                         path: path.clone(),
                         source: e,
                     };
-                    return self.reject(path, Rejected { error, entries });
+                    return reload.reject(Rejected { error, entries });
                 }
             }
         }
-        self.flag(Vec::new());
-    }
-
-    fn reject(&self, path: &Path, rejected: Rejected) {
-        warn!(
-            path = %path.display(),
-            error = %rejected.error,
-            "configuration file rejected; the last good MountedFile mappings stay in force"
-        );
-        self.flag(rejected.entries);
-        metrics::global()
-            .mapping_reload_failures
-            .get_or_create(&backend_label())
-            .inc();
-    }
-
-    /// Replaces the `mapping_invalid_entry` series of the previous version by `entries`,
-    /// and sets `mapping_invalid_entries` to their number.
-    fn flag(&self, entries: Vec<String>) {
-        let m = metrics::global();
-        let mut flagged = self.flagged.lock().unwrap_or_else(PoisonError::into_inner);
-        for old in flagged.drain(..) {
-            m.mapping_invalid_entry.remove(&old);
-        }
-        m.mapping_invalid_entries
-            .get_or_create(&backend_label())
-            .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
-        for entry in entries {
-            let labels = EntryLabels {
-                backend: BackendMode::MountedFile.name().to_owned(),
-                entry,
-            };
-            m.mapping_invalid_entry.get_or_create(&labels).set(1);
-            flagged.push(labels);
-        }
-    }
-}
-
-fn backend_label() -> BackendLabel {
-    BackendLabel {
-        backend: BackendMode::MountedFile.name().to_owned(),
+        reload.invalid.replace([]);
     }
 }
 
@@ -212,7 +173,7 @@ pub enum ReloadError {
 #[derive(Debug)]
 struct Rejected {
     error: ReloadError,
-    entries: Vec<String>,
+    entries: Vec<InvalidEntry>,
 }
 
 impl From<ReloadError> for Rejected {
@@ -232,9 +193,32 @@ struct Reload {
     running: ServerConfig,
     /// The warnings of the last version read (`None` before the first).
     warnings: Mutex<Option<Vec<String>>>,
+    metrics: MapperMetrics,
+    /// The `mapping_invalid_entry` series of the file's current version.
+    invalid: InvalidEntries,
 }
 
 impl Reload {
+    fn new(source: ConfigSource, running: ServerConfig, metrics: MapperMetrics) -> Self {
+        Self {
+            source,
+            running,
+            warnings: Mutex::new(None),
+            invalid: metrics.invalid_entries(BackendMode::MountedFile.into()),
+            metrics,
+        }
+    }
+
+    fn reject(&self, rejected: Rejected) {
+        warn!(
+            path = %self.source.path.display(),
+            error = %rejected.error,
+            "configuration file rejected; the last good MountedFile mappings stay in force"
+        );
+        self.invalid.replace(rejected.entries);
+        self.metrics.reload_failed(BackendMode::MountedFile.into());
+    }
+
     /// Resolves one version of the file as the server did at startup.
     fn resolve(&self, bytes: &[u8]) -> Result<(ServerConfig, Vec<String>), Rejected> {
         let path = &self.source.path;
@@ -260,7 +244,7 @@ impl Reload {
 
 /// The mapping entries (or whole sections, when they do not decode) of `file` that
 /// MountedFile could not use, as `mapping_invalid_entry` labels.
-fn invalid_entries(file: &ConfigFile) -> Vec<String> {
+fn invalid_entries(file: &ConfigFile) -> Vec<InvalidEntry> {
     let mut out = Vec::new();
     match file.get_as::<Vec<RoleMapping>>("server.mapRoles") {
         Ok(roles) => out.extend(
@@ -269,9 +253,9 @@ fn invalid_entries(file: &ConfigFile) -> Vec<String> {
                 .iter()
                 .enumerate()
                 .filter(|(_, m)| RoleKey::of(m).is_err())
-                .map(|(i, _)| format!("server.mapRoles[{i}]")),
+                .map(|(i, _)| InvalidEntry::at("server.mapRoles", i)),
         ),
-        Err(_) => out.push("server.mapRoles".to_owned()),
+        Err(_) => out.push(InvalidEntry::section("server.mapRoles")),
     }
     match file.get_as::<Vec<UserMapping>>("server.mapUsers") {
         Ok(users) => out.extend(
@@ -280,12 +264,12 @@ fn invalid_entries(file: &ConfigFile) -> Vec<String> {
                 .iter()
                 .enumerate()
                 .filter(|(_, m)| user_key(m).is_err())
-                .map(|(i, _)| format!("server.mapUsers[{i}]")),
+                .map(|(i, _)| InvalidEntry::at("server.mapUsers", i)),
         ),
-        Err(_) => out.push("server.mapUsers".to_owned()),
+        Err(_) => out.push(InvalidEntry::section("server.mapUsers")),
     }
     if file.get_string_list("server.mapAccounts").is_err() {
-        out.push("server.mapAccounts".to_owned());
+        out.push(InvalidEntry::section("server.mapAccounts"));
     }
     out
 }
@@ -416,6 +400,8 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
     use crate::mapper::Mapper;
+    use crate::metrics::Registry;
+    use std::path::Path;
 
     const ALICE: &str = "arn:aws:iam::123456789012:role/Alice";
     const PATH: &str = "/etc/aws-iam-authenticator/config.yaml";
@@ -441,8 +427,9 @@ mod tests {
         ))
     }
 
-    /// The mapper and its reload context, started from `text` with `flags`.
-    fn started(text: &str, flags: ServerFlags) -> (FileMapper, Reload) {
+    /// The mapper and its reload context, started from `text` with `flags`, counting on
+    /// the returned registry.
+    fn started(text: &str, flags: ServerFlags) -> (FileMapper, Reload, Registry) {
         let path = PathBuf::from(PATH);
         let file = ConfigFile::parse(&path, text).unwrap();
         let (running, _) = ServerConfig::resolve(flags.clone(), Some(&file)).unwrap();
@@ -453,52 +440,39 @@ mod tests {
             running.feature_gates.sso_role_match,
         )
         .unwrap();
-        let reload = Reload {
-            source: ConfigSource { path, flags },
-            running,
-            warnings: Mutex::new(None),
-        };
-        (mapper, reload)
+        let mut root = crate::metrics::registry();
+        let metrics = MapperMetrics::register(crate::metrics::prefixed(&mut root));
+        let reload = Reload::new(ConfigSource { path, flags }, running, metrics);
+        (mapper, reload, root)
     }
 
     fn username(mapper: &FileMapper) -> Option<String> {
         mapper.map(&identity(ALICE)).ok().map(|m| m.username)
     }
 
-    fn failures() -> u64 {
-        metrics::global()
-            .mapping_reload_failures
-            .get_or_create(&backend_label())
-            .get()
+    fn failures(root: &Registry) -> Option<f64> {
+        let text = crate::metrics::encode(root);
+        let name = "aws_iam_authenticator_mapping_reload_failures_total";
+        crate::metrics::sample(&text, name, r#"backend="MountedFile""#)
     }
 
-    fn flagged(entry: &str) -> Option<i64> {
-        let labels = EntryLabels {
-            backend: BackendMode::MountedFile.name().to_owned(),
-            entry: entry.to_owned(),
-        };
-        let text = metrics::global().encode();
-        let series = format!(
-            "aws_iam_authenticator_mapping_invalid_entry{{backend=\"{}\",entry=\"{}\"}} ",
-            labels.backend, labels.entry
-        );
-        text.lines()
-            .find_map(|l| l.strip_prefix(series.as_str()))
-            .map(|v| v.trim().parse().unwrap())
+    fn flagged(root: &Registry, entry: &str) -> Option<f64> {
+        let text = crate::metrics::encode(root);
+        let name = "aws_iam_authenticator_mapping_invalid_entry";
+        let labels = format!(r#"backend="MountedFile",entry="{entry}""#);
+        crate::metrics::sample(&text, name, &labels)
     }
 
-    // One test, so the global failure counter's deltas are this test's alone.
     #[test]
     fn reload_applies_good_versions_and_keeps_the_last_good_mappings() {
-        let (mapper, reload) = started(&alice_as("first"), ServerFlags::default());
+        let (mapper, reload, root) = started(&alice_as("first"), ServerFlags::default());
         assert_eq!(username(&mapper).as_deref(), Some("first"));
         let changed = |text: &str| Event::Changed(text.as_bytes().to_vec());
 
         // A new version's mappings replace the old ones.
-        let before = failures();
         mapper.reload(&reload, changed(&alice_as("second")));
         assert_eq!(username(&mapper).as_deref(), Some("second"));
-        assert_eq!(failures(), before);
+        assert_eq!(failures(&root), None, "no failure, no series");
 
         // Broken versions change nothing and are counted, each once.
         let broken: [(&str, Event, Option<&str>); 6] = [
@@ -530,13 +504,13 @@ mod tests {
         for (i, (what, event, entry)) in broken.into_iter().enumerate() {
             mapper.reload(&reload, event);
             assert_eq!(username(&mapper).as_deref(), Some("second"), "{what}");
-            assert_eq!(failures(), before + i as u64 + 1, "{what}");
+            assert_eq!(failures(&root), Some(i as f64 + 1.0), "{what}");
             if let Some(entry) = entry {
-                assert_eq!(flagged(entry), Some(1), "{what}");
+                assert_eq!(flagged(&root, entry), Some(1.0), "{what}");
             }
         }
         assert_eq!(
-            flagged("server.mapRoles[1]"),
+            flagged(&root, "server.mapRoles[1]"),
             None,
             "a later version unflags"
         );
@@ -548,10 +522,10 @@ mod tests {
                 "  mapRoles:\n  - rolearn: {ALICE}\n    username: x\n  - username: no-key\n"
             ))),
         );
-        assert_eq!(flagged("server.mapRoles[1]"), Some(1));
+        assert_eq!(flagged(&root, "server.mapRoles[1]"), Some(1.0));
         mapper.reload(&reload, changed(&alice_as("third")));
         assert_eq!(username(&mapper).as_deref(), Some("third"));
-        assert_eq!(flagged("server.mapRoles[1]"), None);
+        assert_eq!(flagged(&root, "server.mapRoles[1]"), None);
 
         // Accounts and users reload too; a restart-only change does not stop them.
         mapper.reload(
@@ -570,7 +544,7 @@ mod tests {
 
     #[test]
     fn restart_needed_names_the_changed_startup_settings() {
-        let (_, reload) = started(&alice_as("a"), ServerFlags::default());
+        let (_, reload, _) = started(&alice_as("a"), ServerFlags::default());
         let resolve = |flags: ServerFlags, text: &str| {
             let file = ConfigFile::parse(Path::new(PATH), text).unwrap();
             ServerConfig::resolve(flags, Some(&file)).unwrap().0
@@ -591,7 +565,7 @@ mod tests {
             port: Some(21362),
             ..ServerFlags::default()
         };
-        let (_, reload) = started(&alice_as("a"), flags.clone());
+        let (_, reload, _) = started(&alice_as("a"), flags.clone());
         let file_port = resolve(flags, &config_text("").replace("21362", "9999"));
         assert!(restart_needed(&reload.running, &file_port).is_empty());
     }
