@@ -97,6 +97,20 @@ pub fn write_webhook(path: &Path, pair: &KeyPair, server_url: &str) -> Result<bo
     write_webhook_in(&dir, &name, pair, server_url)
 }
 
+/// [`write_webhook`] while holding the lock of `state_dir`, the one `init` takes (see
+/// [`crate::init`]): the server and an `init` on the same state dir take turns, so neither
+/// replaces the kubeconfig while the other writes it or the key pair it trusts.
+pub fn write_webhook_locked(
+    state_dir: &Path,
+    path: &Path,
+    pair: &KeyPair,
+    server_url: &str,
+) -> Result<bool, Error> {
+    let dir = fsutil::Dir::open(state_dir)?;
+    let _lock = dir.lock()?;
+    write_webhook(path, pair, server_url)
+}
+
 /// [`write_webhook`] for the file `name` in the open `dir`. An existing file is opened
 /// without following a link and must be a regular file; an unchanged one gets its mode
 /// back (on its descriptor) if someone changed it.
@@ -254,6 +268,36 @@ mod tests {
                 "PEM".to_owned()
             )
         );
+    }
+
+    #[test]
+    fn the_locked_writer_waits_for_the_state_dirs_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_owned();
+        let path = state.join("kubeconfig.yaml");
+        let pair = tls::generate("localhost", "127.0.0.1").unwrap();
+        let held = fsutil::Dir::open(&state).unwrap().lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = {
+            let (state, path, pair) = (state.clone(), path.clone(), pair.clone());
+            std::thread::spawn(move || {
+                let url = server_url("localhost", 21362);
+                tx.send(write_webhook_locked(&state, &path, &pair, &url).unwrap())
+                    .unwrap();
+            })
+        };
+        // While `init` (here: the test) holds the lock, nothing is written. The wait only
+        // bounds how long an unlocked writer gets to show itself; it cannot fail a
+        // correct one.
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err()
+        );
+        assert!(!path.exists());
+        drop(held);
+        assert!(rx.recv().unwrap());
+        writer.join().unwrap();
+        assert!(matches_pair(&path, &pair).unwrap());
     }
 
     #[test]

@@ -290,9 +290,12 @@ async fn serve(
         };
         let url = kubeconfig::server_url(&config.hostname, port);
         let path = config.generate_kubeconfig.clone();
-        tokio::task::spawn_blocking(move || kubeconfig::write_webhook(&path, &pair, &url))
-            .await?
-            .context("could not create webhook kubeconfig")?;
+        let state_dir = config.state_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            kubeconfig::write_webhook_locked(&state_dir, &path, &pair, &url)
+        })
+        .await?
+        .context("could not create webhook kubeconfig")?;
     }
 
     tracing::info!(address = %local, "listening on {local}");
