@@ -106,7 +106,7 @@ pub struct ServerArgs {
         default_missing_value = "true"
     )]
     pub deny_with_forbidden: Option<bool>,
-    /// Most connections served at once on the webhook port; more wait to be accepted [default: 1024]
+    /// Most connections served at once on the webhook port; more wait to be accepted [default: 256]
     #[arg(long = "max-connections", value_name = "N")]
     pub max_connections: Option<usize>,
     /// Most connections open at once from one client IP address, per listener; 0 means a quarter of --max-connections [default: 0]

@@ -257,11 +257,11 @@ fn limits_flag_over_file_over_default() {
             read_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             request_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            max_connections: 256,
             max_connections_per_client: 0,
         }
     );
-    let yaml = "clusterID: c\nserver:\n  readHeaderTimeout: 5s\n  idleTimeout: 1m\n  requestTimeout: 12s\n  maxConnections: 256\n  maxConnectionsPerClient: 32\n";
+    let yaml = "clusterID: c\nserver:\n  readHeaderTimeout: 5s\n  idleTimeout: 1m\n  requestTimeout: 12s\n  maxConnections: 512\n  maxConnectionsPerClient: 32\n";
     let from_file = resolve(ServerFlags::default(), Some(yaml)).unwrap().limits;
     assert_eq!(
         from_file,
@@ -269,7 +269,7 @@ fn limits_flag_over_file_over_default() {
             read_header_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(12),
-            max_connections: 256,
+            max_connections: 512,
             max_connections_per_client: 32,
         }
     );

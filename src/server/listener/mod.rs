@@ -61,8 +61,13 @@ pub const HTTP2_CONNECTION_WINDOW: u32 = 64 * 1024;
 /// The largest HTTP/2 header list accepted, and the HTTP/1.1 read buffer: a TokenReview's
 /// headers are a few hundred bytes.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Default limit on open connections per listener.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default limit on open connections of the webhook port.
+///
+/// upstream: pkg/server/server.go sets no limit; we serve 256 (64 per client address)
+/// because each open connection may cost ~130 KiB under attack (RELIABILITY.md's memory
+/// bound), and 256 keeps the whole process under the example DaemonSet's 128Mi limit.
+/// kube-apiserver multiplexes its reviews over a handful of HTTP/2 connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Most connections of the health listener: the kubelet's probes need a few.
 ///
 /// upstream: pkg/server/server.go serves the health port on all addresses with no
