@@ -13,7 +13,7 @@
 # usage: scripts/bench.sh                 full run (about 15 minutes)
 #        BENCH_QUICK=1 scripts/bench.sh   sanity run: short loads, glibc only
 # Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl"),
-# BENCH_PROFILE (release; `debug` only checks this script's plumbing).
+# BENCH_PROFILE (release; `debug` only checks this script's plumbing), EXTRA_BINS (below).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +53,12 @@ if [[ " $builds " == *" musl "* ]]; then
         cargo build --locked --quiet "${profile_flag[@]}" --target x86_64-unknown-linux-musl --bin aws-iam-authenticator
     bins[musl]="$musl_target_dir/x86_64-unknown-linux-musl/$profile/aws-iam-authenticator"
 fi
+# EXTRA_BINS="NAME=PATH …": more builds of the server to measure the same way (a variant
+# under test beside the two).
+for pair in ${EXTRA_BINS:-}; do
+    bins[${pair%%=*}]="${pair#*=}"
+    builds="$builds ${pair%%=*}"
+done
 bin="${bins[glibc]}"
 
 cluster=bench-cluster

@@ -7,6 +7,12 @@ use clap::Parser;
 use aws_iam_authenticator::cli::{self, Cli, Command, UsageError};
 use aws_iam_authenticator::logging::{self, LogFormat, Output};
 
+// musl's malloc takes one lock for every allocation and free, so the server's worker
+// threads queue on it; mimalloc keeps per-thread heaps. BENCHMARKS.md has the figures.
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Most threads the server's runtime starts for blocking work (file reads and writes).
 const SERVER_BLOCKING_THREADS: usize = 4;
 
