@@ -22,6 +22,7 @@
 //! | [`go`]        | Go's `net/url`, `time.Parse`, base64 and `%q` as upstream uses them     |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`explain`]   | `explain`: the chain's traced decision for one identity, as text or JSON |
+//! | [`validate`]  | `validate`: findings on a config file, DynamicFile or aws-auth, by the server's parsers |
 //! | [`mapper`]    | the `Mapper` trait, the backend chain and its backends                  |
 //! | [`mapper::table`] | the lookup table every backend answers from (pure; keys per ARN kind)|
 //! | [`mapper::trace`] | what the chain tried for one identity (`explain`; off for the server) |
@@ -80,6 +81,7 @@ pub mod sts;
 pub mod talos;
 pub mod tls;
 pub mod token;
+pub mod validate;
 
 /// The version stamped into the binary: Cargo.toml's, the one source of truth.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -31,6 +31,8 @@ fn every_shell_gets_a_script() {
         let script = String::from_utf8(out.stdout).unwrap();
         assert!(script.contains("aws-iam-authenticator"), "{shell}");
         assert!(script.contains("talos-init"), "{shell}");
+        assert!(script.contains("explain"), "{shell}");
+        assert!(script.contains("validate"), "{shell}");
     }
     assert!(!completion(&["tcsh"]).status.success());
 }

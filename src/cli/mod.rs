@@ -10,6 +10,7 @@ pub mod init;
 pub mod server;
 pub mod talos_init;
 pub mod token;
+pub mod validate;
 pub mod verify;
 pub mod version;
 
@@ -116,6 +117,8 @@ pub enum Command {
     Completion(completion::CompletionArgs),
     /// Explain how the server would map an ARN or a token's identity, and why
     Explain(explain::ExplainArgs),
+    /// Check a config file, access-entries file or aws-auth ConfigMap for mistakes
+    Validate(validate::ValidateArgs),
     /// Talos system extension entrypoint: read the environment, then run `init` once
     #[command(name = "talos-init")]
     TalosInit(talos_init::TalosInitArgs),
@@ -173,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Explain(args) => explain::run(args, &global).await,
+        Command::Validate(args) => validate::run(args, &global).await,
         Command::TalosInit(args) => talos_init::run(args, &global),
     }
 }

@@ -160,6 +160,11 @@ fn parse(path: &Path, bytes: &[u8], strict: bool) -> Result<(Table, Option<Strin
     Ok((table, last_updated))
 }
 
+/// Whether the server would accept this version of the file, or why not (`validate`).
+pub fn check(path: &Path, bytes: &[u8], strict: bool) -> Result<(), Error> {
+    parse(path, bytes, strict).map(|_| ())
+}
+
 /// Seconds since `LastUpdatedDateTime` (unix seconds), for `dynamic_e2e_latency_seconds`.
 pub(crate) fn e2e_latency(last_updated: &str) -> Option<f64> {
     let then: i64 = last_updated.trim().parse().ok()?;
