@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::metrics::{E2eType, MapperMetrics};
 use super::table::{Hit, RoleKey, Table};
+use super::trace::Trace;
 use super::watch::{self, Event, FileWatch};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::file::lowercase_keys;
@@ -316,6 +317,14 @@ impl Mapper for DynamicFileMapper {
     }
 
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
+        self.map_traced(identity, &mut Trace::off())
+    }
+
+    fn map_traced(
+        &self,
+        identity: &Identity,
+        trace: &mut Trace,
+    ) -> Result<IdentityMapping, MapError> {
         let table = self.state.table();
         let arn = identity.canonical_arn.to_lowercase();
         let key = if self.state.strict {
@@ -324,7 +333,7 @@ impl Mapper for DynamicFileMapper {
             arn.as_str()
         };
         // DynamicFile has no SSO entries: every key is exact.
-        match table.find(key, false) {
+        match table.find_traced(key, false, trace) {
             Some(hit) => self.found(arn, hit),
             None => Err(MapError::NotMapped),
         }

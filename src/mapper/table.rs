@@ -239,6 +239,26 @@ enum At {
 }
 
 impl Table {
+    /// [`Table::find`], recording in `trace` which entry was found (backends whose keys
+    /// are not the caller's ARN, such as DynamicFile's user ids).
+    pub fn find_traced(
+        &self,
+        key: &str,
+        sso_enabled: bool,
+        trace: &mut Trace,
+    ) -> Option<Hit<'_, RoleMapping, UserMapping>> {
+        let at = self.position(key, sso_enabled)?;
+        self.record(at, trace);
+        Some(self.hit(at))
+    }
+
+    fn record(&self, at: At, trace: &mut Trace) {
+        match at {
+            At::Role(i) => trace.matched(|| explain::role_entry(i, &self.roles[i].1)),
+            At::User(i) => trace.matched(|| explain::user_entry(i, &self.users[i].1)),
+        }
+    }
+
     /// [`Table::lookup`], recording in `trace` which entry matched, the entries that
     /// also match (shadowed) and, when none does, the near misses ([`explain`]).
     pub fn lookup_traced(
@@ -250,10 +270,8 @@ impl Table {
         let original = arn;
         let arn = arn.to_ascii_lowercase();
         let at = self.position(&arn, sso_enabled);
-        match at {
-            Some(At::Role(i)) => trace.matched(|| explain::role_entry(i, &self.roles[i].1)),
-            Some(At::User(i)) => trace.matched(|| explain::user_entry(i, &self.users[i].1)),
-            None => {}
+        if let Some(at) = at {
+            self.record(at, trace);
         }
         if trace.is_on() {
             let role = match at {
