@@ -14,6 +14,7 @@ use super::client::Ec2Client;
 use super::metrics::Ec2Metrics;
 use super::rate_limit::TokenBucket;
 use super::{BoxFuture, Error, MAX_BATCH, PrivateDnsLookup, Settings};
+use tokio_util::task::AbortOnDropHandle;
 
 /// The cache holds at most this many entries before expired ones are dropped.
 const CACHE_PRUNE_AT: usize = 10_000;
@@ -91,21 +92,12 @@ impl Shared {
     }
 }
 
-/// Aborts the batching task when the lookup goes away.
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The cached, coalescing, batching, rate-limited `DescribeInstances` lookup.
 #[derive(Debug)]
 pub struct Ec2PrivateDns {
     shared: Arc<Shared>,
-    _task: AbortOnDrop,
+    /// The batching task, aborted when the lookup goes away.
+    _task: AbortOnDropHandle<()>,
 }
 
 impl Ec2PrivateDns {
@@ -127,7 +119,7 @@ impl Ec2PrivateDns {
         let task = tokio::spawn(batcher(Arc::clone(&shared), client, rx));
         Ok(Self {
             shared,
-            _task: AbortOnDrop(task),
+            _task: AbortOnDropHandle::new(task),
         })
     }
 

@@ -37,6 +37,7 @@ use super::table::{self, Hit, Table};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::{BackendMode, principal_arn_key};
 use crate::identity::Identity;
+use tokio_util::task::AbortOnDropHandle;
 
 /// The CRD's API group.
 pub const GROUP: &str = "iamauthenticator.k8s.aws";
@@ -209,24 +210,13 @@ struct StatusJob {
     synced: bool,
 }
 
-/// Aborts the background tasks when the mapper goes away.
-#[derive(Debug)]
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 /// The CRD backend.
 #[derive(Debug)]
 pub struct CrdMapper {
     shared: Arc<Shared>,
     jobs: mpsc::UnboundedSender<StatusJob>,
-    _tasks: AbortOnDrop,
+    /// The watch and status-writing tasks, aborted when the mapper goes away.
+    _tasks: [AbortOnDropHandle<()>; 2],
 }
 
 impl CrdMapper {
@@ -240,7 +230,7 @@ impl CrdMapper {
         Self {
             shared,
             jobs,
-            _tasks: AbortOnDrop(vec![watch_task, status_task]),
+            _tasks: [watch_task, status_task].map(AbortOnDropHandle::new),
         }
     }
 

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 /// How often followed files are checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -149,14 +149,7 @@ impl FileWatch {
 }
 
 /// A background task that is stopped when this handle is dropped.
-#[derive(Debug)]
-pub struct Task(JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+pub type Task = AbortOnDropHandle<()>;
 
 /// Follows `watch` in a background task: every [`POLL_INTERVAL`], a change is handed to
 /// `on_event` with `target`, one at a time. The task ends when `target` is dropped (or
@@ -168,7 +161,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let target: Weak<T> = Arc::downgrade(target);
-    Task(tokio::spawn(async move {
+    AbortOnDropHandle::new(tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -56,6 +56,7 @@ use super::trace::Trace;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::BackendMode;
 use crate::identity::Identity;
+use tokio_util::task::AbortOnDropHandle;
 
 /// The ConfigMap's namespace.
 pub const NAMESPACE: &str = "kube-system";
@@ -182,21 +183,12 @@ impl Shared {
     }
 }
 
-/// Aborts the watch task when the mapper goes away (e.g. the chain is rebuilt).
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The EKSConfigMap backend.
 #[derive(Debug)]
 pub struct ConfigMapMapper {
     shared: Arc<Shared>,
-    _task: AbortOnDrop,
+    /// The watch task, aborted when the mapper goes away (e.g. the chain is rebuilt).
+    _task: AbortOnDropHandle<()>,
 }
 
 impl ConfigMapMapper {
@@ -219,7 +211,7 @@ impl ConfigMapMapper {
         let task = tokio::spawn(watch(client, Arc::clone(&shared)));
         Self {
             shared,
-            _task: AbortOnDrop(task),
+            _task: AbortOnDropHandle::new(task),
         }
     }
 
