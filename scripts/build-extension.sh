@@ -28,7 +28,7 @@ out=${@: -1}
 bins=("${@:1:$#-1}")
 
 # One version: Cargo.toml's. manifest.yaml and vars.yaml must say the same.
-version=v$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)
+version=$(source_version)
 grep -qx "  version: $version" "$root/manifest.yaml" || die "manifest.yaml version differs from Cargo.toml ($version)"
 grep -qx "VERSION: $version" "$root/vars.yaml" || die "vars.yaml VERSION differs from Cargo.toml ($version)"
 
@@ -36,12 +36,7 @@ umask 022
 rm -rf "$out/extension"
 platforms=()
 for bin in "${bins[@]}"; do
-    [ -x "$bin" ] || die "no executable at $bin (run: make dist)"
-    platform=$(elf_platform "$bin") || die "$bin is not an amd64 or arm64 ELF executable"
-    # The entrypoint runs in an otherwise empty container: it must not need a libc.
-    file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
-    bin_version=v$(run_binary "$bin" version --short) || die "$bin does not run"
-    [ "$bin_version" = "$version" ] || die "$bin is $bin_version, the sources are $version"
+    platform=$(check_binary "$bin" "$version") || exit 1
 
     tree=$out/extension/$platform
     [ ! -e "$tree" ] || die "two binaries for $platform"

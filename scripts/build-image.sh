@@ -24,7 +24,7 @@ fi
 out=${@: -1}
 bins=("${@:1:$#-1}")
 
-version=v$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)
+version=$(source_version)
 # The server calls STS over HTTPS: it needs the public CA roots (Debian's ca-certificates).
 # They are data, the same for every architecture.
 ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -34,11 +34,7 @@ umask 022
 rm -rf "$out/image"
 platforms=()
 for bin in "${bins[@]}"; do
-    [ -x "$bin" ] || die "no executable at $bin (run: make dist)"
-    platform=$(elf_platform "$bin") || die "$bin is not an amd64 or arm64 ELF executable"
-    file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
-    bin_version=v$(run_binary "$bin" version --short) || die "$bin does not run"
-    [ "$bin_version" = "$version" ] || die "$bin is $bin_version, the sources are $version"
+    platform=$(check_binary "$bin" "$version") || exit 1
 
     tree=$out/image/$platform
     [ ! -e "$tree" ] || die "two binaries for $platform"

@@ -88,6 +88,24 @@ review_body() {
 
 # ---- Binaries of several architectures (the extension and image builds source this too) ----
 
+# The version of the sources, `v` + Cargo.toml's (the one source of truth); needs `root`.
+source_version() {
+    echo "v$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)"
+}
+
+# check_binary BIN VERSION: prints BIN's platform (amd64, arm64) if it is an executable,
+# statically linked ELF (it runs in an otherwise empty container, without a libc) that
+# runs and reports VERSION; else says why on stderr and fails. Needs the caller's `die`.
+check_binary() {
+    local bin=$1 version=$2 platform bin_version
+    [ -x "$bin" ] || die "no executable at $bin (run: make dist)"
+    platform=$(elf_platform "$bin") || die "$bin is not an amd64 or arm64 ELF executable"
+    file -L "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not statically linked"
+    bin_version=v$(run_binary "$bin" version --short) || die "$bin does not run"
+    [ "$bin_version" = "$version" ] || die "$bin is $bin_version, the sources are $version"
+    echo "$platform"
+}
+
 # elf_platform BINARY: the OCI platform architecture (Go's name) of an ELF executable,
 # from its e_machine field, or nothing (and status 1) for anything else.
 elf_platform() {
