@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::Value;
 
+use common::process::Running;
 use common::sts_emulator::Identity;
-use common::webhook::{Answer, Running, Webhook, World};
+use common::webhook::{Answer, Webhook, World};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, SECRET_ACCESS_KEY, bin};
 
 const ACCOUNT: &str = "123456789012";

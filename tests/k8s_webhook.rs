@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use common::process::Running;
 use common::sts_emulator::Identity;
-use common::webhook::{Answer, Running, Webhook};
+use common::webhook::{Answer, Webhook};
 use common::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use fake_k8s::{CONFIGMAPS, FakeKube, MAPPINGS};
 

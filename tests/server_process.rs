@@ -21,8 +21,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use common::process::{free_port, run_to_exit};
 use common::sts_emulator::Identity;
-use common::webhook::{Answer, Webhook, World, free_port, read_kubeconfig, run_to_exit};
+use common::webhook::{Answer, Webhook, World, read_kubeconfig};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, bin};
 
 const ACCOUNT: &str = "123456789012";

@@ -571,8 +571,9 @@ fn repeated_variables_take_their_last_value_here_and_in_what_is_executed() {
 /// and drains and exits 0 on Talos's SIGTERM.
 #[tokio::test]
 async fn serve_runs_the_webhook_until_sigterm() {
+    use common::process::{Running, free_port};
     use common::sts_emulator::Identity;
-    use common::webhook::{Running, Webhook, free_port};
+    use common::webhook::Webhook;
 
     const ALICE: &str = "arn:aws:sts::111122223333:assumed-role/KubernetesAdmin/alice";
     const BOB: &str = "arn:aws:iam::111122223333:user/bob";

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -26,6 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+use common::process::{BinaryForAnyUser, Running, free_port, is_root, traversable_tempdir};
 use common::sts_emulator::{Identity, StsEmulator};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv, bin};
 
@@ -68,39 +69,6 @@ fn daemonset() -> (Vec<String>, String, (u32, u32)) {
         .unwrap()
         .to_owned();
     (args, mount, (id("runAsUser"), id("runAsGroup")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// A process killed when the test ends, whatever happens.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    fn stderr_if_exited(&mut self) -> Option<String> {
-        self.0.try_wait().unwrap()?;
-        let mut s = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-        }
-        Some(s)
-    }
 }
 
 async fn plain_get(addr: SocketAddr, path: &str) -> Option<(StatusCode, String)> {
@@ -176,8 +144,7 @@ async fn talos_init_then_the_daemonset_server_allows_a_token_review() {
     common::install_crypto_provider();
     // A world-traversable root (as bind mounts make the host's parents irrelevant), the
     // host directory inside it as Talos creates a missing mount source: 0700.
-    let root = tempfile::tempdir().unwrap();
-    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let root = traversable_tempdir();
     let host_dir = root.path().join("var-lib-aws-iam-authenticator");
     fs::create_dir(&host_dir).unwrap();
     fs::set_permissions(&host_dir, fs::Permissions::from_mode(0o700)).unwrap();
@@ -238,7 +205,10 @@ async fn talos_init_then_the_daemonset_server_allows_a_token_review() {
     let args: Vec<String> = args.iter().map(|a| a.replace(&mount, host)).collect();
     assert!(args.iter().all(|a| !a.contains(&mount)));
     let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut server = Command::new(bin());
+    // The server's binary as its pod sees it: in an image any uid can read, not in
+    // the build tree.
+    let image = BinaryForAnyUser::install();
+    let mut server = Command::new(image.path());
     server
         .args(&args)
         .arg("--sts-resolve")
@@ -261,13 +231,16 @@ async fn talos_init_then_the_daemonset_server_allows_a_token_review() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    let mut server = Running(server.spawn().unwrap());
+    let mut server = Running::spawn(server);
 
     // 3. The readiness probe turns ready (bounded), and the liveness probe answers.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(log) = server.stderr_if_exited() {
-            panic!("server exited before it was ready:\n{log}");
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!(
+                "server exited ({status}) before it was ready:\n{}",
+                server.log_text()
+            );
         }
         if let Some((StatusCode::OK, _)) = plain_get(health, "/readyz").await {
             break;

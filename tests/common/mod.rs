@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod process;
 pub mod sts_emulator;
 pub mod webhook;
 
