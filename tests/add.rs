@@ -1,9 +1,9 @@
 //! `add user|role`: the real binary against a fake API server.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/fake_k8s.rs"]
-mod fake_k8s;
+mod common;
 
+use common::fake_k8s;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -4,9 +4,9 @@
 // Test helpers outside `#[test]` functions panic on failure by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/sts_emulator.rs"]
-mod sts_emulator;
+mod common;
 
+use common::sts_emulator;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,10 @@
 //! `{{EC2PrivateDNSName}}` lookups against a local EC2 Query API emulator.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/sts_emulator.rs"]
-mod sts_emulator;
+mod common;
 
+use common::sts_emulator;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,10 +14,7 @@ use aws_iam_authenticator::ec2::{Ec2Metrics, Ec2PrivateDns, PrivateDnsLookup, Se
 use aws_iam_authenticator::metrics;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -132,20 +128,9 @@ impl Ec2Emulator {
         }));
         let emu = Self { url, state };
         let server = emu.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let server = server.clone();
-                        async move { Ok::<_, Infallible>(server.handle(req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        common::http::serve(listener, None, move |_, req| {
+            let server = server.clone();
+            async move { server.handle(req).await }
         });
         emu
     }

@@ -3,9 +3,10 @@
 //! a backend that is still syncing neither blocking the others nor counting as ready.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/fake_k8s.rs"]
-mod fake_k8s;
+mod common;
 
+use common::fake_k8s;
+use common::wait::eventually;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,16 +39,6 @@ fn who(arn: &str) -> Identity {
         session_name: "s".to_owned(),
         ..Default::default()
     }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn put_aws_auth(fake: &FakeKube, map_accounts: &str) {

@@ -1,10 +1,10 @@
 //! EKSConfigMap against a fake API server speaking the real list/watch protocol.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/fake_k8s.rs"]
-mod fake_k8s;
+mod common;
 
-use std::time::Duration;
+use common::fake_k8s;
+use common::wait::eventually;
 
 use aws_iam_authenticator::identity::Identity;
 use aws_iam_authenticator::mapper::configmap::{ConfigMapMapper, Settings};
@@ -49,16 +49,6 @@ fn spawn_counted(client: kube::Client) -> (ConfigMapMapper, MapperMetrics, Regis
     let counted = MapperMetrics::register(metrics::prefixed(&mut root));
     let m = ConfigMapMapper::spawn_with(client, Settings::default(), counted.clone());
     (m, counted, root)
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn username(m: &ConfigMapMapper, arn: &str) -> Option<String> {

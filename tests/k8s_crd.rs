@@ -1,9 +1,10 @@
 //! The CRD backend against a fake API server, and the manifest/type drift check.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/fake_k8s.rs"]
-mod fake_k8s;
+mod common;
 
+use common::fake_k8s;
+use common::wait::eventually;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -29,16 +30,6 @@ fn who(arn: &str) -> Identity {
         canonical_arn: arn.to_owned(),
         ..Default::default()
     }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 #[tokio::test]

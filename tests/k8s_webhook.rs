@@ -8,8 +8,6 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is how a helper reports a failure
 
 mod common;
-#[path = "common/fake_k8s.rs"]
-mod fake_k8s;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,11 +15,11 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use common::fake_k8s::{CONFIGMAPS, FakeKube, MAPPINGS};
 use common::process::Running;
 use common::sts_emulator::Identity;
 use common::webhook::{Answer, Webhook};
 use common::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use fake_k8s::{CONFIGMAPS, FakeKube, MAPPINGS};
 
 const ACCOUNT: &str = "123456789012";
 /// Mapped only in aws-auth (a role assumed with session `alice`).

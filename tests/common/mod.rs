@@ -3,9 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod fake_k8s;
 pub mod golden;
+pub mod http;
 pub mod process;
 pub mod sts_emulator;
+pub mod wait;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,71 @@
+//! Fake HTTP servers on loopback: one accept loop for every emulator, plain or TLS.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use hyper::body::{Body, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// What a handler learns about the connection a request came on.
+#[derive(Clone, Debug, Default)]
+pub struct Conn {
+    /// The TLS client's SNI (None for plain HTTP or a client that sent none).
+    pub sni: Option<String>,
+}
+
+/// Serves HTTP/1.1 on every connection `listener` accepts (through `tls` when given),
+/// answering each request with `handle`, until the listener fails or the task is
+/// aborted. A connection that fails its handshake is dropped.
+pub fn serve<H, F, B>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handle: H,
+) -> JoinHandle<()>
+where
+    H: Fn(Conn, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let handle = handle.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    None => serve_connection(tcp, Conn::default(), handle).await,
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let sni = stream.get_ref().1.server_name().map(str::to_owned);
+                        serve_connection(stream, Conn { sni }, handle).await;
+                    }
+                }
+            });
+        }
+    })
+}
+
+async fn serve_connection<S, H, F, B>(stream: S, conn: Conn, handle: H)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Conn, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let svc = service_fn(move |req| {
+        let answer = handle(conn.clone(), req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
