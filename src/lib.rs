@@ -29,6 +29,7 @@
 //! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
 //! | [`mapper::configmap`] | aws-auth: parse and edit (pure), follow it through the API  |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
+//! | [`server::start`] | the webhook from a resolved config: chain, key pair, STS, listeners |
 //! | [`metrics`]   | the `/metrics` registry; each component registers its own handles       |
 //! | [`tls`]       | the webhook key pair in the state dir; rustls configs                   |
 //! | [`kubeconfig`]| the webhook kubeconfig the apiserver reads                              |

@@ -1,29 +1,18 @@
 //! `server`: the TokenReview webhook.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::config::types::BackendMode;
 use crate::config::{ServerConfig, ServerFlags};
-use crate::kubeconfig;
-use crate::mapper::chain::Chain;
 use crate::mapper::file::ConfigSource;
-use crate::metrics;
+use crate::server::Settings;
 use crate::server::cache::DEFAULT_CAPACITY;
-use crate::server::{
-    App, Authenticate, CacheConfig, CacheMetrics, DenyStatus, IdentityCache, ListenerConfig,
-    Server, TokenVerifier, WebhookMetrics,
-};
 use crate::shutdown::{Shutdown, parse_duration};
-use crate::sts::{self, StsMetrics};
-use crate::tls::{self, KeyPair};
-use crate::token::verify::Verifier;
 
 /// Default `--shutdown-grace-period`: below Kubernetes' default
 /// `terminationGracePeriodSeconds` (30 s), so the drain ends before SIGKILL.
@@ -172,26 +161,19 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let config_file = file.as_ref().map(|f| ConfigSource {
-        path: f.path().to_owned(),
-        flags: args.flags(global),
-    });
-    let options = RunOptions {
+    let settings = Settings {
+        config,
+        config_file: file.as_ref().map(|f| ConfigSource {
+            path: f.path().to_owned(),
+            flags: args.flags(global),
+        }),
         cache: args.cache_config(),
-        grace: args.shutdown_grace_period,
         sts_timeout: args.sts_timeout,
-        limits: ListenerConfig {
-            header_read_timeout: config.limits.read_header_timeout,
-            max_connections: config.limits.max_connections,
-            max_connections_per_peer: config.limits.max_connections_per_client,
-            idle_timeout: config.limits.idle_timeout,
-            request_timeout: config.limits.request_timeout,
-            ..ListenerConfig::default()
-        },
+        grace: args.shutdown_grace_period,
     };
     let immediate = shutdown.immediate();
     tokio::select! {
-        r = serve(config, config_file, options, shutdown) => r,
+        r = crate::server::run(settings, shutdown.graceful()) => r.map(drop).map_err(Into::into),
         () = immediate.cancelled() => {
             // upstream: the second signal ends the process with os.Exit(1); so do we,
             // without waiting for anything (dropping the runtime could wait on tasks).
@@ -199,199 +181,6 @@ pub async fn run(args: ServerArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             crate::logging::flush();
             std::process::exit(1);
         }
-    }
-}
-
-/// What `run` needs besides the [`ServerConfig`].
-#[derive(Debug, Clone, Copy)]
-struct RunOptions {
-    cache: CacheConfig,
-    grace: Duration,
-    sts_timeout: Duration,
-    limits: ListenerConfig,
-}
-
-async fn serve(
-    config: ServerConfig,
-    config_file: Option<ConfigSource>,
-    options: RunOptions,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    // One registry for `/metrics`: the process collector at its root, every component's
-    // metrics under upstream's prefix, each registered by the component that counts them.
-    let mut registry = metrics::registry();
-    crate::server::process::register(&mut registry);
-    let prefixed = metrics::prefixed(&mut registry);
-    let chain = Chain::build(&config, config_file, prefixed).await?;
-    log_mappings(&config, &chain);
-
-    let pair = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || key_pair(&config)).await??
-    };
-    let tls_config = tls::server_config(&pair).context("could not load/generate a certificate")?;
-
-    let sts_options = crate::config::StsOptions {
-        proxy: crate::https::proxy::ProxyEnv::from_env(),
-        ..config.sts.clone()
-    };
-    let sts = sts::Client::with_timeouts(
-        &sts_options,
-        sts::DEFAULT_CONNECT_TIMEOUT.min(options.sts_timeout),
-        options.sts_timeout,
-        StsMetrics::register(prefixed),
-    )
-    .context("could not set up the STS client")?;
-    let region = sts::instance_region().await;
-    let verifier = Verifier::new(config.cluster_id.clone(), config.partition, region, sts);
-    let cache = IdentityCache::new(Arc::new(verifier), options.cache)
-        .with_metrics(CacheMetrics::register(prefixed));
-    let verifier: Arc<dyn TokenVerifier> = Arc::new(cache);
-    let deny = if config.deny_with_forbidden {
-        DenyStatus::Forbidden
-    } else {
-        DenyStatus::Ok
-    };
-    let app = App::new(
-        Authenticate::new(
-            verifier,
-            Arc::new(chain),
-            config.scrubbed_accounts.iter().cloned(),
-        )
-        .with_deny_status(deny)
-        .with_metrics(WebhookMetrics::register(prefixed)),
-    )
-    .with_registry(Arc::new(registry));
-
-    let address = bind_address(&config.address, config.port).await?;
-    let server = Server::bind(
-        address,
-        Some(config.health_address),
-        tls_config,
-        app,
-        options.limits,
-    )
-    .await?;
-    let local = server.local_addr();
-
-    if config.kubeconfig_pregenerated {
-        tracing::info!(
-            kubeconfigPath = %config.generate_kubeconfig.display(),
-            "using the pregenerated webhook kubeconfig"
-        );
-    } else {
-        // upstream: server.go writes the kubeconfig before listening, with the configured
-        // port even when it is 0; we write it once bound, naming the port the kernel
-        // picked, so a `--port 0` server (tests, several on one host) is reachable from it.
-        let port = if config.port == 0 {
-            local.port()
-        } else {
-            config.port
-        };
-        let url = kubeconfig::server_url(&config.hostname, port);
-        let path = config.generate_kubeconfig.clone();
-        let state_dir = config.state_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            kubeconfig::write_webhook_locked(&state_dir, &path, &pair, &url)
-        })
-        .await?
-        .context("could not create webhook kubeconfig")?;
-    }
-
-    tracing::info!(address = %local, "listening on {local}");
-    if let Some(health) = server.health_addr() {
-        tracing::info!(address = %health, "serving health checks on {health}");
-    }
-    tracing::info!(
-        "reconfigure your apiserver with `--authentication-token-webhook-config-file={}` to enable (assuming default hostPath mounts)",
-        config.generate_kubeconfig.display()
-    );
-    let drained = server.run(shutdown.graceful(), options.grace).await;
-    tracing::info!(drained, "server stopped");
-    Ok(())
-}
-
-/// The key pair: loaded (and created when missing), or, with `--kubeconfig-pregenerated`,
-/// loaded only, and checked against the pregenerated kubeconfig.
-fn key_pair(config: &ServerConfig) -> anyhow::Result<KeyPair> {
-    if !config.kubeconfig_pregenerated {
-        let (pair, _) =
-            tls::load_or_create(&config.state_dir, &config.hostname, &config.address, true)
-                .context("could not load/generate a certificate")?;
-        return Ok(pair);
-    }
-    // upstream: server.go creates a key pair when it is missing even in pregenerated mode,
-    // which then does not match the kubeconfig the apiserver reads; we write nothing and
-    // refuse to start, because that pair could never be trusted.
-    let pair = match tls::load(&config.state_dir) {
-        Ok(Some(pair)) => pair,
-        Ok(None) => anyhow::bail!(
-            "could not load/generate a certificate: --kubeconfig-pregenerated is set but {} or {} is missing in {}; run `init` first",
-            tls::CERT_FILE,
-            tls::KEY_FILE,
-            config.state_dir.display()
-        ),
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(
-                "could not load/generate a certificate: the pregenerated key pair is unusable; run `init` again",
-            ));
-        }
-    };
-    let path = &config.generate_kubeconfig;
-    match kubeconfig::matches_pair(path, &pair) {
-        Ok(true) => {}
-        Ok(false) => anyhow::bail!(
-            "pregenerated webhook kubeconfig {} does not trust the certificate in {}; run `init` again",
-            path.display(),
-            config.state_dir.display()
-        ),
-        // The apiserver's copy may live elsewhere (another mount): nothing to compare.
-        Err(kubeconfig::Error::Read { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            tracing::info!(
-                kubeconfigPath = %path.display(),
-                "no pregenerated webhook kubeconfig at this path; not checked against the key pair"
-            );
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context("invalid pregenerated webhook kubeconfig"));
-        }
-    }
-    Ok(pair)
-}
-
-/// The socket address for `--address` (an IP literal, bracketed or not, or a host name)
-/// and `--port`.
-async fn bind_address(address: &str, port: u16) -> anyhow::Result<SocketAddr> {
-    let host = address
-        .strip_prefix('[')
-        .and_then(|a| a.strip_suffix(']'))
-        .unwrap_or(address);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| {
-            format!("could not open TLS listener: cannot resolve address {address:?}")
-        })?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("could not open TLS listener: no address for {address:?}"))
-}
-
-/// Upstream logs the MountedFile mappings at startup; we log how many there are (the
-/// entries themselves can be long and are in the config file).
-fn log_mappings(config: &ServerConfig, chain: &Chain) {
-    let modes: Vec<&str> = chain.modes().iter().map(|m| m.name()).collect();
-    tracing::info!(backendModes = ?modes, "mapper chain started");
-    if config.backend_modes.contains(&BackendMode::MountedFile) {
-        tracing::info!(
-            mapRoles = config.role_mappings.len(),
-            mapUsers = config.user_mappings.len(),
-            mapAccounts = config.account_mappings.len(),
-            "MountedFile mappings configured"
-        );
     }
 }
 
