@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::fs;
-use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -13,8 +14,8 @@ use aws_iam_authenticator::kubeconfig;
 use aws_iam_authenticator::tls::{self, KeyPair};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+
+use common::process::is_root;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_aws-iam-authenticator"));
@@ -51,29 +52,6 @@ fn mode(p: &Path) -> u32 {
 fn stamp(p: &Path) -> (u64, i64, i64) {
     let m = fs::metadata(p).unwrap();
     (m.ino(), m.mtime(), m.mtime_nsec())
-}
-
-fn ip_sans(cert_pem: &str) -> (Vec<String>, Vec<IpAddr>) {
-    let pair = KeyPair {
-        cert_pem: cert_pem.to_owned(),
-        key_pem: String::new(),
-    };
-    let der = pair.cert_der().unwrap();
-    let (_, cert) = X509Certificate::from_der(&der).unwrap();
-    let san = cert.subject_alternative_name().unwrap().unwrap();
-    let mut dns = Vec::new();
-    let mut ips = Vec::new();
-    for n in &san.value.general_names {
-        match n {
-            GeneralName::DNSName(d) => dns.push((*d).to_owned()),
-            GeneralName::IPAddress(b) if b.len() == 4 => {
-                ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()))
-            }
-            GeneralName::IPAddress(b) => ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap())),
-            other => panic!("unexpected SAN {other:?}"),
-        }
-    }
-    (dns, ips)
 }
 
 #[test]
@@ -177,7 +155,7 @@ fn address_hostname_and_port_take_effect() {
     );
     let cert = fs::read_to_string(state.join("cert.pem")).unwrap();
     assert_eq!(
-        ip_sans(&cert),
+        common::certs::dns_and_ips(&cert),
         (
             vec!["auth.example.com".to_owned()],
             vec!["10.1.2.3".parse().unwrap()]
@@ -190,7 +168,10 @@ fn address_hostname_and_port_take_effect() {
     let dir = tempfile::tempdir().unwrap();
     init_in(dir.path(), &["--address=::", "--hostname=::1"]);
     let cert = fs::read_to_string(dir.path().join("cert.pem")).unwrap();
-    assert_eq!(ip_sans(&cert), (vec![], vec!["::1".parse().unwrap()]));
+    assert_eq!(
+        common::certs::dns_and_ips(&cert),
+        (vec![], vec!["::1".parse().unwrap()])
+    );
     let (url, _) = kubeconfig::read_webhook(&dir.path().join("kubeconfig.yaml")).unwrap();
     assert_eq!(url, "https://[::1]:21362/authenticate");
 }
@@ -434,10 +415,6 @@ async fn generated_pair_serves_tls() {
 // The state dir's attack cases: whoever can write the state dir (the server's user, say)
 // plants links, hard links or FIFOs there before `init` runs as root. None of them may
 // make `init` write, chmod or chown anything but the state dir's own files.
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 /// Runs `init` into `state` with the server's owner for the key, expecting a failure;
 /// returns its stderr. A run that hangs (on a FIFO, say) is killed after a minute.

@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -23,6 +25,8 @@ use aws_iam_authenticator::config::ConfigFile;
 use aws_iam_authenticator::kubeconfig;
 use aws_iam_authenticator::tls::KeyPair;
 use rustls_pki_types::PrivateKeyDer;
+
+use common::process::is_root;
 use rustls_pki_types::pem::PemObject;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aws-iam-authenticator");
@@ -61,10 +65,6 @@ fn seed(scenario: &str) -> u64 {
         });
     eprintln!("{scenario}: INIT_CRASH_SEED={seed}");
     seed
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 #[derive(Clone, Copy, Debug)]

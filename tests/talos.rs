@@ -13,9 +13,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use aws_iam_authenticator::kubeconfig;
-use aws_iam_authenticator::tls::{self, KeyPair};
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use aws_iam_authenticator::tls;
+
+use common::certs::sans;
+use common::process::is_root;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aws-iam-authenticator");
 
@@ -83,32 +84,6 @@ fn state_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
     d
-}
-
-fn sans(cert_pem: &str) -> Vec<String> {
-    let pair = KeyPair {
-        cert_pem: cert_pem.to_owned(),
-        key_pem: String::new(),
-    };
-    let der = pair.cert_der().unwrap();
-    let (_, cert) = X509Certificate::from_der(&der).unwrap();
-    let san = cert.subject_alternative_name().unwrap().unwrap();
-    san.value
-        .general_names
-        .iter()
-        .map(|n| match n {
-            GeneralName::DNSName(d) => format!("DNS:{d}"),
-            GeneralName::IPAddress(b) if b.len() == 4 => format!(
-                "IP:{}",
-                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap())
-            ),
-            other => format!("{other:?}"),
-        })
-        .collect()
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 #[test]

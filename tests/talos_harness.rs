@@ -39,14 +39,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use common::docs::{daemonset, readme_extension_service_config};
 use common::sts_emulator::{Identity, StsEmulator};
 use common::webhook::Webhook;
 use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv};
 use runtime::Mount;
 use talos::{Extension, Node, Outcome, ServiceConfig};
 
-const DAEMONSET: &str = include_str!("../example-daemonset.yaml");
-const README: &str = include_str!("../README.md");
 const SPEC: &str = include_str!("../extension/aws-iam-authenticator.yaml");
 const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
 
@@ -334,60 +333,6 @@ fn elf_machine(path: &Path) -> &'static str {
         62 => "amd64",
         183 => "arm64",
         other => panic!("{}: ELF machine {other}", path.display()),
-    }
-}
-
-/// The README's `ExtensionServiceConfig` document.
-fn readme_extension_service_config() -> Value {
-    let start = README.find("\n## Talos Linux\n").unwrap();
-    README[start..]
-        .split("```yaml\n")
-        .skip(1)
-        .filter_map(|b| b.split("```").next())
-        .filter_map(|b| serde_saphyr::from_str::<Value>(b).ok())
-        .find(|v| v["kind"] == "ExtensionServiceConfig")
-        .expect("the README has no ExtensionServiceConfig")
-}
-
-/// The DaemonSet's server container: args, hostPath and mountPath, uid and gid.
-struct PodSpec {
-    args: Vec<String>,
-    host_path: String,
-    mount_path: String,
-    read_only: bool,
-    uid: u32,
-    gid: u32,
-    read_only_root: bool,
-}
-
-fn daemonset() -> PodSpec {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(DAEMONSET).unwrap();
-    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
-    let pod = &ds["spec"]["template"]["spec"];
-    let id = |k: &str| u32::try_from(pod["securityContext"][k].as_u64().unwrap()).unwrap();
-    let c = &pod["containers"][0];
-    let [mount] = c["volumeMounts"].as_array().unwrap().as_slice() else {
-        panic!("one volume mount expected");
-    };
-    let volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == mount["name"])
-        .unwrap();
-    PodSpec {
-        args: c["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect(),
-        host_path: volume["hostPath"]["path"].as_str().unwrap().to_owned(),
-        mount_path: mount["mountPath"].as_str().unwrap().to_owned(),
-        read_only: mount["readOnly"] == true,
-        uid: id("runAsUser"),
-        gid: id("runAsGroup"),
-        read_only_root: c["securityContext"]["readOnlyRootFilesystem"] == true,
     }
 }
 

@@ -26,50 +26,15 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+use common::docs::{daemonset, readme_extension_service_config};
 use common::process::{BinaryForAnyUser, Running, free_port, is_root, traversable_tempdir};
 use common::sts_emulator::{Identity, StsEmulator};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv, bin};
-
-const DAEMONSET: &str = include_str!("../example-daemonset.yaml");
-const README: &str = include_str!("../README.md");
 
 /// The identity the README's mapping is for: its role, assumed with session `alice`.
 const ACCOUNT: &str = "111122223333";
 const ASSUMED_ARN: &str = "arn:aws:sts::111122223333:assumed-role/KubernetesAdmin/alice";
 const ROLE_ID: &str = "AROAEXAMPLEKUBEADMIN";
-
-/// The README's `ExtensionServiceConfig` (the YAML block that declares one).
-fn readme_extension_service_config() -> Value {
-    let start = README.find("\n## Talos Linux\n").unwrap();
-    README[start..]
-        .split("```yaml\n")
-        .skip(1)
-        .filter_map(|b| b.split("```").next())
-        .map(|b| serde_saphyr::from_str::<Value>(b).unwrap())
-        .find(|v| v["kind"] == "ExtensionServiceConfig")
-        .expect("the README has no ExtensionServiceConfig")
-}
-
-/// The DaemonSet's container args, the mount path its host directory appears at, and
-/// the uid and gid its pod runs as.
-fn daemonset() -> (Vec<String>, String, (u32, u32)) {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(DAEMONSET).unwrap();
-    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
-    let pod = &ds["spec"]["template"]["spec"];
-    let id = |k: &str| u32::try_from(pod["securityContext"][k].as_u64().unwrap()).unwrap();
-    let c = &pod["containers"][0];
-    let args = c["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect();
-    let mount = c["volumeMounts"][0]["mountPath"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (args, mount, (id("runAsUser"), id("runAsGroup")))
-}
 
 async fn plain_get(addr: SocketAddr, path: &str) -> Option<(StatusCode, String)> {
     let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
@@ -179,10 +144,11 @@ async fn talos_init_then_the_daemonset_server_allows_a_token_review() {
             init.env(k, v);
         }
     }
-    let (args, mount, pod_ids) = daemonset();
+    let pod = daemonset();
+    let (args, mount) = (pod.args, pod.mount_path);
     let (uid, gid) = if is_root() {
         // talos-init's default KEY_OWNER must be the DaemonSet's user.
-        pod_ids
+        (pod.uid, pod.gid)
     } else {
         // Without root the key cannot be given away: keep it, and run the server as us.
         let (u, g) = (nix::unistd::getuid(), nix::unistd::getgid());

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod docs;
 pub mod fake_k8s;
 pub mod golden;
 pub mod http;
