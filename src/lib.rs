@@ -27,6 +27,7 @@
 //! | [`mapper::table`] | the lookup table every backend answers from (pure; keys per ARN kind)|
 //! | [`mapper::trace`] | what the chain tried for one identity (`explain`; off for the server) |
 //! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
+//! | [`mapper::kube_watch`] | the list-and-watch loop of the Kubernetes backends (pure reducers) |
 //! | [`mapper::configmap`] | aws-auth: parse and edit (pure), follow it through the API  |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
 //! | [`server::start`] | the webhook from a resolved config: chain, key pair, STS, listeners |

@@ -5,7 +5,8 @@
 //! `doMapping`). Lookups are synchronous and in memory: backends that follow a file or
 //! the Kubernetes API keep their state current in background tasks. Files (the config
 //! file's mappings, the DynamicFile, the dynamic backend-mode file) are followed by
-//! [`watch`]. Lookups go through one [`table::Table`] per version of a source. The chain
+//! [`watch`]; the ConfigMap and CRD backends follow the API through [`kube_watch`]'s one
+//! loop, their state a pure function of its events. Lookups go through one [`table::Table`] per version of a source. The chain
 //! registers [`metrics::MapperMetrics`] once and hands its backends clones.
 
 pub mod chain;
@@ -13,6 +14,7 @@ pub mod configmap;
 pub mod crd;
 pub mod dynamic_file;
 pub mod file;
+pub mod kube_watch;
 pub mod metrics;
 pub mod table;
 pub mod template;

@@ -2,9 +2,9 @@
 //!
 //! The ConfigMap's data keys `mapRoles`, `mapUsers` and `mapAccounts` (case-sensitive,
 //! as upstream) each hold a YAML document in a string. A background task lists and then
-//! watches the one object (`metadata.name=aws-auth`) with `kube::runtime::watcher`, which
-//! re-watches when the API server closes the stream and re-lists after errors; failed
-//! attempts back off exponentially. Lookups are answered from memory.
+//! watches the one object (`metadata.name=aws-auth`) through [`kube_watch`]; the
+//! mappings are a pure function of its events ([`reduce`]). Lookups are answered from
+//! memory.
 //!
 //! # What happens to a bad edit
 //!
@@ -37,26 +37,24 @@
 //! not match `Admin_ReadOnly`'s roles). Entries are tried in the order written and the
 //! first match wins.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 mod edit;
 mod parse;
+mod reduce;
 
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::watcher;
+use tokio_util::task::AbortOnDropHandle;
 
+use self::reduce::{Effect, State, Tables};
+use super::kube_watch::{self, Act, Published};
 use super::metrics::{InvalidEntries, InvalidEntry, MapperMetrics};
-use super::table::{RoleKey, Table, user_key};
 use super::trace::Trace;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::BackendMode;
 use crate::identity::Identity;
-use tokio_util::task::AbortOnDropHandle;
 
 /// The ConfigMap's namespace.
 pub const NAMESPACE: &str = "kube-system";
@@ -73,34 +71,6 @@ pub use edit::{EditError, NewMapping, add};
 pub(crate) use parse::validate_role;
 pub use parse::{AwsAuth, ParseIssue, ParsedAwsAuth, parse};
 
-/// The mappings in force and their lookup table.
-#[derive(Debug, Default)]
-struct Tables {
-    source: AwsAuth,
-    table: Table,
-}
-
-impl Tables {
-    /// Indexes `source`; entries without a key were reported by [`parse`] and are left out.
-    fn new(source: AwsAuth) -> Self {
-        let mut table: Table = Table::default();
-        for r in &source.roles {
-            if let Ok(key) = RoleKey::of(r) {
-                table.push_role(key, r.clone());
-            }
-        }
-        for u in &source.users {
-            if let Ok(key) = user_key(u) {
-                table.push_user(key, u.clone());
-            }
-        }
-        for a in &source.accounts {
-            table.push_account(a.clone());
-        }
-        Self { source, table }
-    }
-}
-
 /// Settings of the EKSConfigMap backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -111,8 +81,7 @@ pub struct Settings {
 #[derive(Debug)]
 struct Shared {
     settings: Settings,
-    tables: RwLock<Arc<Tables>>,
-    ready: AtomicBool,
+    published: Published<Tables>,
     metrics: MapperMetrics,
     /// The `mapping_invalid_entry` series of the current object.
     invalid: InvalidEntries,
@@ -126,60 +95,50 @@ fn invalid_entry(issue: &ParseIssue) -> InvalidEntry {
     }
 }
 
-impl Shared {
-    fn current(&self) -> Arc<Tables> {
-        match self.tables.read() {
-            Ok(t) => Arc::clone(&t),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    fn replace(&self, source: AwsAuth) {
-        let tables = Arc::new(Tables::new(source));
-        match self.tables.write() {
-            Ok(mut t) => *t = tables,
-            Err(poisoned) => *poisoned.into_inner() = tables,
-        }
-    }
-
-    fn apply_object(&self, cm: &ConfigMap) {
-        let empty = BTreeMap::new();
-        let data = cm.data.as_ref().unwrap_or(&empty);
-        let parsed = parse(data);
-        self.invalid
-            .replace(parsed.issues.iter().map(invalid_entry));
-        if !parsed.issues.is_empty() {
-            self.metrics.reload_failed(BackendMode::EksConfigMap.into());
-            for issue in &parsed.issues {
-                tracing::error!(configmap = "kube-system/aws-auth", entry = %issue.entry(), "{issue}");
-            }
-        }
-        let next = parsed.apply(&self.current().source);
-        if !self.settings.sso_role_match {
-            for (index, r) in next.roles.iter().enumerate() {
-                if r.sso.is_some() {
-                    tracing::warn!(
-                        configmap = "kube-system/aws-auth",
-                        entry = %format!("{MAP_ROLES}[{index}]"),
-                        "sso role mapping ignored: the SSORoleMatch feature gate is off"
-                    );
+/// The watch loop's effects: publish, count, log.
+impl Act<Effect> for Arc<Shared> {
+    fn act(&mut self, effect: Effect) {
+        match effect {
+            Effect::Report(issues) => {
+                self.invalid.replace(issues.iter().map(invalid_entry));
+                if !issues.is_empty() {
+                    self.metrics.reload_failed(BackendMode::EksConfigMap.into());
+                }
+                for issue in &issues {
+                    tracing::error!(configmap = "kube-system/aws-auth", entry = %issue.entry(), "{issue}");
                 }
             }
+            Effect::SsoIgnored(index) => tracing::warn!(
+                configmap = "kube-system/aws-auth",
+                entry = %format!("{MAP_ROLES}[{index}]"),
+                "sso role mapping ignored: the SSORoleMatch feature gate is off"
+            ),
+            Effect::Loaded {
+                tables,
+                resource_version,
+            } => {
+                tracing::info!(
+                    roles = tables.source.roles.len(),
+                    users = tables.source.users.len(),
+                    accounts = tables.source.accounts.len(),
+                    resource_version,
+                    "loaded aws-auth mappings"
+                );
+                self.published.store(tables);
+            }
+            Effect::Cleared(tables) => {
+                tracing::info!("aws-auth deleted, clearing its mappings");
+                self.published.store(tables);
+            }
         }
-        tracing::info!(
-            roles = next.roles.len(),
-            users = next.users.len(),
-            accounts = next.accounts.len(),
-            resource_version = cm.metadata.resource_version.as_deref().unwrap_or(""),
-            "loaded aws-auth mappings"
-        );
-        self.replace(next);
     }
 
-    fn clear(&self) {
-        tracing::info!("aws-auth deleted, clearing its mappings");
-        self.invalid.replace([]);
-        self.replace(AwsAuth::default());
+    fn ready(&mut self) {
+        self.published.set_ready();
+    }
+
+    fn watch_failed(&mut self) {
+        self.metrics.configmap_watch_failed();
     }
 }
 
@@ -203,12 +162,25 @@ impl ConfigMapMapper {
     pub fn spawn_with(client: kube::Client, settings: Settings, metrics: MapperMetrics) -> Self {
         let shared = Arc::new(Shared {
             settings,
-            tables: RwLock::default(),
-            ready: AtomicBool::new(false),
+            published: Published::default(),
             invalid: metrics.invalid_entries(BackendMode::EksConfigMap.into()),
             metrics,
         });
-        let task = tokio::spawn(watch(client, Arc::clone(&shared)));
+        // upstream: pkg/mapper/configmap/configmap.go only watches (no initial list) and
+        // sleeps a fixed 5 s after a failed watch; we list, then watch from the list's
+        // resourceVersion, and back off exponentially, because a list is the only way to
+        // notice an aws-auth that was deleted while no watch was open, and a fixed retry
+        // hammers a struggling API server.
+        let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+        let selector = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
+        let state = State::new(settings.sso_role_match);
+        let task = tokio::spawn(kube_watch::run(
+            api,
+            selector,
+            "aws-auth",
+            state,
+            Arc::clone(&shared),
+        ));
         Self {
             shared,
             _task: AbortOnDropHandle::new(task),
@@ -217,43 +189,7 @@ impl ConfigMapMapper {
 
     /// The mappings currently in force.
     pub fn mappings(&self) -> AwsAuth {
-        self.shared.current().source.clone()
-    }
-}
-
-// upstream: pkg/mapper/configmap/configmap.go only watches (no initial list) and sleeps
-// a fixed 5 s after a failed watch; we list, then watch from the list's resourceVersion,
-// and back off exponentially, because a list is the only way to notice an aws-auth that
-// was deleted while no watch was open, and a fixed retry hammers a struggling API server.
-async fn watch(client: kube::Client, shared: Arc<Shared>) {
-    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
-    let config = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
-    let mut events = watcher(api, config).default_backoff().boxed();
-    // Whether the current (re-)list returned the object: a list without it means it
-    // was deleted while we were not watching.
-    let mut listed = false;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Init) => listed = false,
-            Ok(Event::InitApply(cm)) => {
-                listed = true;
-                shared.apply_object(&cm);
-            }
-            Ok(Event::InitDone) => {
-                if !listed && !shared.current().source.eq(&AwsAuth::default()) {
-                    shared.clear();
-                }
-                if !shared.ready.swap(true, Ordering::SeqCst) {
-                    tracing::info!(found = listed, "aws-auth ConfigMap listed");
-                }
-            }
-            Ok(Event::Apply(cm)) => shared.apply_object(&cm),
-            Ok(Event::Delete(_)) => shared.clear(),
-            Err(e) => {
-                shared.metrics.configmap_watch_failed();
-                tracing::warn!(error = %e, "Unable to re-establish watch on aws-auth, backing off");
-            }
-        }
+        self.shared.published.load().source.clone()
     }
 }
 
@@ -264,7 +200,8 @@ impl Mapper for ConfigMapMapper {
 
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         self.shared
-            .current()
+            .published
+            .load()
             .table
             .lookup(&identity.canonical_arn, self.shared.settings.sso_role_match)
     }
@@ -274,7 +211,7 @@ impl Mapper for ConfigMapMapper {
         identity: &Identity,
         trace: &mut Trace,
     ) -> Result<IdentityMapping, MapError> {
-        self.shared.current().table.lookup_traced(
+        self.shared.published.load().table.lookup_traced(
             &identity.canonical_arn,
             self.shared.settings.sso_role_match,
             trace,
@@ -282,64 +219,23 @@ impl Mapper for ConfigMapMapper {
     }
 
     fn is_account_allowed(&self, account: &str) -> bool {
-        self.shared.current().table.is_account_allowed(account)
+        self.shared
+            .published
+            .load()
+            .table
+            .is_account_allowed(account)
     }
 
     fn is_ready(&self) -> bool {
-        self.shared.ready.load(Ordering::SeqCst)
+        self.shared.published.is_ready()
     }
 }
 
+/// A ConfigMap's `data` from `(key, value)` pairs (tests).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn tables(d: &BTreeMap<String, String>) -> (Tables, Vec<ParseIssue>) {
-        let parsed = parse(d);
-        let issues = parsed.issues.clone();
-        (Tables::new(parsed.apply(&AwsAuth::default())), issues)
-    }
-
-    #[test]
-    fn user_arns_are_keyed_as_in_the_file_backends() {
-        let (t, issues) = tables(&data(&[(
-            "mapUsers",
-            "- userarn: arn:aws:sts::555555555555:assumed-role/Deploy/ci\n  username: deploy\n- userarn: ARN:AWS:IAM::555555555555:USER/Path/Alice\n  username: alice\n- userarn: not an arn\n  username: nobody\n",
-        )]));
-        // The same ARN, the same key as MountedFile and DynamicFile give it.
-        let file_key = |arn| crate::config::types::user_arn_key(arn).unwrap();
-        assert_eq!(
-            t.table
-                .users()
-                .iter()
-                .map(|(k, _)| k.clone())
-                .collect::<Vec<_>>(),
-            [
-                file_key("arn:aws:sts::555555555555:assumed-role/Deploy/ci"),
-                file_key("ARN:AWS:IAM::555555555555:USER/Path/Alice"),
-            ]
-        );
-        let found = |arn: &str| t.table.lookup(arn, false).map(|m| m.username);
-        assert_eq!(
-            found("arn:aws:iam::555555555555:role/Deploy").as_deref(),
-            Ok("deploy")
-        );
-        assert_eq!(
-            found("arn:aws:iam::555555555555:user/Path/Alice").as_deref(),
-            Ok("alice")
-        );
-        assert_eq!(found("not an arn"), Err(MapError::NotMapped));
-        assert_eq!(issues.len(), 1, "{issues:?}");
-        assert_eq!(
-            issues[0].to_string(),
-            "mapUsers[2]: skipping invalid entry: arn 'not an arn' is invalid: 'arn: invalid prefix'"
-        );
-    }
+fn data(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }

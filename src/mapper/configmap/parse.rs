@@ -206,13 +206,7 @@ pub fn parse(data: &BTreeMap<String, String>) -> ParsedAwsAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::mapper::configmap::data;
 
     const NODE_ROLE: &str =
         "arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6";
