@@ -17,12 +17,11 @@ use serde_json::Value;
 
 use common::process::Running;
 use common::sts_emulator::Identity;
-use common::webhook::{Answer, Webhook, World};
+use common::webhook::{V1, Webhook, World, username_is};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, SECRET_ACCESS_KEY, bin};
 
 const ACCOUNT: &str = "123456789012";
 const ASSUMED_ARN: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
-const V1: &str = "authentication.k8s.io/v1";
 
 /// The ExtensionServiceConfig's `CONFIG_FILE` content: `mapRoles` as given.
 fn extension_config(map_roles: &str) -> String {
@@ -58,29 +57,6 @@ fn talos_init(world: &World, source: &Path) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::describe(&out));
-}
-
-/// Reviews `token` until the answer satisfies `ok` (bounded: the reload is meant to
-/// take well under a second; the bound only keeps a broken build from hanging).
-async fn review_until(hook: &Webhook, token: &str, what: &str, ok: impl Fn(&Answer) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = hook.review(V1, token).await;
-        if ok(&a) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {what}; last answer {} {}",
-            a.status,
-            a.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn username_is(name: &'static str) -> impl Fn(&Answer) -> bool {
-    move |a| a.status == StatusCode::OK && a.json()["status"]["user"]["username"] == name
 }
 
 /// Waits (bounded) until `/metrics` has the exact sample `line`.
@@ -155,7 +131,8 @@ async fn talos_init_rewrite_reloads_the_mounted_file_mappings() {
     .unwrap();
     talos_init(&world, &source);
     assert_ne!(inode(&config), before, "talos-init replaces the file");
-    review_until(&hook, &token, "mapped", username_is("admin:alice")).await;
+    hook.review_until(&token, "mapped", username_is("admin:alice"))
+        .await;
     let reloaded = server
         .wait_log("reloaded MountedFile mappings from the configuration file")
         .await;
@@ -220,7 +197,8 @@ async fn talos_init_rewrite_reloads_the_mounted_file_mappings() {
             "clusterID: another-cluster",
         ),
     );
-    review_until(&hook, &token, "renamed", username_is("renamed")).await;
+    hook.review_until(&token, "renamed", username_is("renamed"))
+        .await;
     let restart = server.wait_log("configuration file changed settings").await;
     assert_eq!(restart["keys"], "clusterID", "{restart}");
     // A good version clears the flagged entry.
@@ -264,10 +242,12 @@ async fn a_backend_mode_switch_keeps_the_reloaded_mappings() {
         .await;
     let hook = Webhook::from_kubeconfig(&world.kubeconfig());
     let token = world.token();
-    review_until(&hook, &token, "mapped", username_is("at-startup")).await;
+    hook.review_until(&token, "mapped", username_is("at-startup"))
+        .await;
 
     replace(&config, &config_for("reloaded"));
-    review_until(&hook, &token, "reloaded", username_is("reloaded")).await;
+    hook.review_until(&token, "reloaded", username_is("reloaded"))
+        .await;
     // The feature gates are announced at startup, not again for each version of the file.
     assert_eq!(logs(&server, "SSORoleMatch feature enabled").len(), 1);
 

@@ -21,7 +21,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use common::sts_emulator::Identity;
@@ -77,30 +76,10 @@ impl ApiServer {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let acceptor = acceptor.clone();
-                let webhook = Arc::clone(&webhook);
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |req| {
-                        let webhook = Arc::clone(&webhook);
-                        let log = Arc::clone(&log);
-                        async move {
-                            Ok::<_, std::convert::Infallible>(handle(req, &webhook, &log).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
+        common::http::serve(listener, Some(acceptor), move |_, req| {
+            let webhook = Arc::clone(&webhook);
+            let log = Arc::clone(&log);
+            async move { handle(req, &webhook, &log).await }
         });
         Self { addr, ca_pem, seen }
     }

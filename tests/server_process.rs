@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use common::process::{free_port, run_to_exit};
 use common::sts_emulator::Identity;
-use common::webhook::{Answer, Webhook, World, read_kubeconfig};
+use common::webhook::{Answer, V1, Webhook, World, read_kubeconfig, username_is};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, bin};
 
 const ACCOUNT: &str = "123456789012";
@@ -32,7 +32,6 @@ const ASSUMED_ARN: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
 const ROLE_ID: &str = "AROAEXAMPLEADMIN";
 const OTHER_KEY: &str = "AKIAOTHEREXAMPLE0000";
 const OTHER_SECRET: &str = "otherSecretKeyEXAMPLEotherSecretKeyEXAMP";
-const V1: &str = "authentication.k8s.io/v1";
 const V1BETA1: &str = "authentication.k8s.io/v1beta1";
 
 /// Mounted-file mappings: the Admin role becomes `admin:<session>`.
@@ -425,28 +424,6 @@ fn dynamic_file(username: &str) -> String {
     .to_string()
 }
 
-/// Reviews `token` until the answer satisfies `ok` (bounded).
-async fn review_until(hook: &Webhook, token: &str, what: &str, ok: impl Fn(&Answer) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = hook.review(V1, token).await;
-        if ok(&a) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {what}; last answer {} {}",
-            a.status,
-            a.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn username_is(name: &'static str) -> impl Fn(&Answer) -> bool {
-    move |a| a.status == StatusCode::OK && a.json()["status"]["user"]["username"] == name
-}
-
 /// The DynamicFile backend follows its file while the server runs: in-place edits,
 /// atomic replacement, a broken version (the last good mappings stay), deletion and
 /// re-creation.
@@ -462,24 +439,19 @@ async fn dynamic_file_follows_the_file() {
     let server = world.start(&["-c", config.to_str().unwrap()]).await;
     let hook = webhook(&world);
     let token = world.token();
-    review_until(&hook, &token, "mapped to first", username_is("first")).await;
+    hook.review_until(&token, "mapped to first", username_is("first"))
+        .await;
 
     // Edited in place.
     std::fs::write(&dynamic, dynamic_file("second-edit")).unwrap();
-    review_until(
-        &hook,
-        &token,
-        "mapped to second-edit",
-        username_is("second-edit"),
-    )
-    .await;
+    hook.review_until(&token, "mapped to second-edit", username_is("second-edit"))
+        .await;
 
     // Replaced atomically, as editors and kubelet's projected volumes do.
     let tmp = world.path(".access-entries.json.tmp");
     std::fs::write(&tmp, dynamic_file("third-replaced")).unwrap();
     std::fs::rename(&tmp, &dynamic).unwrap();
-    review_until(
-        &hook,
+    hook.review_until(
         &token,
         "mapped to third-replaced",
         username_is("third-replaced"),
@@ -509,15 +481,14 @@ async fn dynamic_file_follows_the_file() {
 
     // Deleted: nothing is mapped any more.
     std::fs::remove_file(&dynamic).unwrap();
-    review_until(&hook, &token, "denied", |a| {
+    hook.review_until(&token, "denied", |a| {
         a.status == StatusCode::OK && a.json()["status"]["authenticated"] == false
     })
     .await;
 
     // Created again.
     std::fs::write(&dynamic, dynamic_file("fourth-recreated")).unwrap();
-    review_until(
-        &hook,
+    hook.review_until(
         &token,
         "mapped to fourth-recreated",
         username_is("fourth-recreated"),

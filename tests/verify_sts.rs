@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on setup failure by design
 
-use std::convert::Infallible;
+mod common;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -108,61 +107,42 @@ async fn start_with_alpn(reply: Reply, alpn: &[&[u8]]) -> TestSts {
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
+    let task = common::http::serve(listener, Some(acceptor), move |conn, req| {
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        seen2.lock().unwrap().push(Seen {
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            host: header("host")
+                .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+                .unwrap_or_default(),
+            cluster_id: header("x-k8s-aws-id"),
+            accept: header("accept"),
+            user_agent: header("user-agent"),
+            sni: conn.sni,
+        });
+        let reply = reply.clone();
+        async move {
+            let (status, headers, body) = match reply {
+                Reply::Hang => std::future::pending().await,
+                Reply::Respond {
+                    status,
+                    headers,
+                    body,
+                } => (status, headers, body),
             };
-            let acceptor = acceptor.clone();
-            let seen = seen2.clone();
-            let reply = reply.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let header = |n: &str| {
-                        req.headers()
-                            .get(n)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    seen.lock().unwrap().push(Seen {
-                        path_and_query: req
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.as_str().to_owned())
-                            .unwrap_or_default(),
-                        host: header("host")
-                            .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
-                            .unwrap_or_default(),
-                        cluster_id: header("x-k8s-aws-id"),
-                        accept: header("accept"),
-                        user_agent: header("user-agent"),
-                        sni: sni.clone(),
-                    });
-                    let reply = reply.clone();
-                    async move {
-                        let (status, headers, body) = match reply {
-                            Reply::Hang => std::future::pending().await,
-                            Reply::Respond {
-                                status,
-                                headers,
-                                body,
-                            } => (status, headers, body),
-                        };
-                        let mut resp = hyper::Response::builder().status(status);
-                        for (k, v) in headers {
-                            resp = resp.header(k, v);
-                        }
-                        Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(body))).unwrap())
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
+            let mut resp = hyper::Response::builder().status(status);
+            for (k, v) in headers {
+                resp = resp.header(k, v);
+            }
+            resp.body(Full::new(Bytes::from(body))).unwrap()
         }
     });
     TestSts {

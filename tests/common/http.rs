@@ -6,7 +6,7 @@ use std::future::Future;
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -17,7 +17,7 @@ pub struct Conn {
     pub sni: Option<String>,
 }
 
-/// Serves HTTP/1.1 on every connection `listener` accepts (through `tls` when given),
+/// Serves HTTP/1.1 or HTTP/2 (by ALPN or preface) on every connection `listener` accepts (through `tls` when given),
 /// answering each request with `handle`, until the listener fails or the task is
 /// aborted. A connection that fails its handshake is dropped.
 pub fn serve<H, F, B>(
@@ -65,7 +65,7 @@ where
         let answer = handle(conn.clone(), req);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), svc)
         .await;
 }

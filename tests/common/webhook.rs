@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -295,4 +296,32 @@ impl Webhook {
         )
         .await
     }
+
+    /// Reviews `token` (v1) until the answer satisfies `ok`. Bounded: what it waits
+    /// for (a reload) takes well under a second; the bound only keeps a broken build
+    /// from hanging.
+    pub async fn review_until(&self, token: &str, what: &str, ok: impl Fn(&Answer) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let a = self.review(V1, token).await;
+            if ok(&a) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}; last answer {} {}",
+                a.status,
+                a.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The TokenReview API version kube-apiserver sends by default.
+pub const V1: &str = "authentication.k8s.io/v1";
+
+/// An answer that allows, as user `name`.
+pub fn username_is(name: &'static str) -> impl Fn(&Answer) -> bool {
+    move |a| a.status == StatusCode::OK && a.json()["status"]["user"]["username"] == name
 }
