@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{GlobalArgs, UsageError};
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, Layers};
 use crate::credentials::assume_role::SessionName;
 use crate::credentials::{self, RoleOptions};
 use crate::token::exec_credential::{self, ExecCredential};
@@ -75,7 +75,8 @@ struct Settings {
 }
 
 impl Settings {
-    /// Flag (or its environment variable) > config file > default, per key.
+    /// Flag (or its environment variable) > config file > default, per key, through
+    /// [`Layers`] as every command reads its settings.
     fn resolve(args: TokenArgs, file: Option<&ConfigFile>) -> anyhow::Result<Self> {
         let TokenArgs {
             region,
@@ -86,32 +87,19 @@ impl Settings {
             forward_session_name,
             cache,
         } = args;
-        let string = |flag: Option<String>, key: &str| -> anyhow::Result<Option<String>> {
-            if let Some(v) = flag {
-                return Ok(Some(v).filter(|v| !v.is_empty()));
-            }
-            Ok(match file {
-                Some(f) => f.get_string(key)?.filter(|v| !v.is_empty()),
-                None => None,
-            })
-        };
-        let boolean = |flag: Option<bool>, key: &str| -> anyhow::Result<bool> {
-            if let Some(v) = flag {
-                return Ok(v);
-            }
-            Ok(match file {
-                Some(f) => f.get_bool(key)?.unwrap_or(false),
-                None => false,
-            })
-        };
+        let layers = Layers::new(file);
         Ok(Self {
-            region: string(region, "region")?,
-            role: string(role, "role")?,
-            external_id: string(external_id, "externalID")?,
-            session_name: string(session_name, "sessionName")?,
-            token_only: boolean(token_only, "tokenOnly")?,
-            forward_session_name: boolean(forward_session_name, "forwardSessionName")?,
-            cache: boolean(cache, "cache")?,
+            region: layers.get(region, "region")?,
+            role: layers.get(role, "role")?,
+            external_id: layers.get(external_id, "externalID")?,
+            session_name: layers.get(session_name, "sessionName")?,
+            token_only: layers.get_or(token_only, "tokenOnly", false)?,
+            forward_session_name: layers.get_or(
+                forward_session_name,
+                "forwardSessionName",
+                false,
+            )?,
+            cache: layers.get_or(cache, "cache", false)?,
         })
     }
 
@@ -231,6 +219,24 @@ mod tests {
         assert_eq!(s.role.as_deref(), Some("arn:aws:iam::1:role/flag"));
         assert!(!s.token_only);
         assert!(s.cache);
+    }
+
+    #[test]
+    fn layered_as_every_command() {
+        let file =
+            ConfigFile::parse(Path::new("c.yaml"), "region: eu-west-1\ncache: notabool\n").unwrap();
+        // An empty flag leaves the file's value in force, as for `server` and `init`.
+        let mut a = args();
+        a.region = Some(String::new());
+        a.cache = Some(true);
+        let err = Settings::resolve(a, Some(&file)).unwrap_err();
+        // A value of the wrong shape is a bad file even when a flag overrides it.
+        assert!(err.to_string().contains("cache"), "{err:#}");
+        let file = ConfigFile::parse(Path::new("c.yaml"), "region: eu-west-1\n").unwrap();
+        let mut a = args();
+        a.region = Some(String::new());
+        let s = Settings::resolve(a, Some(&file)).unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]
