@@ -1,10 +1,12 @@
 //! The command line: one file per subcommand, each with its clap `Args` and a `run`.
+//! [`entry`] is the process around them: parse errors, logging, runtime, exit status.
 //!
 //! Flag names, short forms, environment variables and messages are upstream's (cobra),
 //! so kubeconfigs, DaemonSets and scripts written for the Go tool keep working.
 
 pub mod add;
 pub mod completion;
+pub mod entry;
 pub mod explain;
 pub mod init;
 pub mod server;
