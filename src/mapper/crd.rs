@@ -2,7 +2,8 @@
 //! (`iamauthenticator.k8s.aws/v1alpha1`, cluster-scoped; manifest in
 //! `deploy/iamidentitymapping.yaml`).
 //!
-//! A background task lists and watches every object. Each object's `spec.arn` is
+//! A background task lists and watches every object through [`kube_watch`]; the
+//! mappings are a pure function of its events ([`State`]). Each object's `spec.arn` is
 //! canonicalised; the mapping is found under that key, and the key is written back to
 //! `status.canonicalARN` through the status subresource (a merge patch), followed by a
 //! core/v1 Event `Synced` / `Identity synced successfully` from `aws-iam-authenticator`,
@@ -20,24 +21,22 @@
 //! is informative only and a failed status write does not disable a mapping.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use futures_util::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
+use super::kube_watch::{self, Act, Event, Published, Reduce};
 use super::table::{self, Hit, Table};
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::{BackendMode, principal_arn_key};
 use crate::identity::Identity;
-use tokio_util::task::AbortOnDropHandle;
 
 /// The CRD's API group.
 pub const GROUP: &str = "iamauthenticator.k8s.aws";
@@ -124,8 +123,10 @@ struct Entry {
     key: String,
     username: String,
     groups: Vec<String>,
-    /// `status.userID` as recorded (or being recorded).
+    /// `status.userID` as the object records it.
     user_id: Option<String>,
+    /// Which upsert made this entry (a new one for every version of the object seen).
+    revision: u64,
 }
 
 /// An object's row in the lookup table.
@@ -169,34 +170,6 @@ impl Objects {
         }
         Self { entries, table }
     }
-
-    /// Re-indexes after `change` edited the entries.
-    fn edit<T>(&mut self, change: impl FnOnce(&mut BTreeMap<String, Entry>) -> T) -> T {
-        let mut entries = std::mem::take(&mut self.entries);
-        let out = change(&mut entries);
-        *self = Self::new(entries);
-        out
-    }
-}
-
-#[derive(Debug, Default)]
-struct Shared {
-    objects: RwLock<Objects>,
-    ready: AtomicBool,
-}
-
-impl Shared {
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Objects> {
-        self.objects
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects> {
-        self.objects
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 /// A status write to do.
@@ -208,6 +181,196 @@ struct StatusJob {
     patch: serde_json::Value,
     /// Whether this records the canonical ARN (followed by the `Synced` Event).
     synced: bool,
+}
+
+/// What the backend must do after an event.
+#[derive(Debug)]
+enum Effect {
+    /// Answer from these objects.
+    Publish(Arc<Objects>),
+    /// Write an object's status.
+    Status(StatusJob),
+    /// The object's `spec.arn` is not an ARN: it maps nothing.
+    Invalid {
+        name: String,
+        arn: String,
+        error: String,
+    },
+    /// The object was deleted.
+    Deleted(String),
+}
+
+/// The objects in force, and the listing in progress.
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<String, Entry>,
+    /// The objects listed so far, replacing `entries` when the listing completes (so
+    /// an object deleted while no watch was open goes then).
+    listing: Option<BTreeMap<String, Entry>>,
+    /// The last entry revision given.
+    revision: u64,
+}
+
+impl State {
+    fn publish(&self) -> Effect {
+        Effect::Publish(Arc::new(Objects::new(self.entries.clone())))
+    }
+}
+
+impl Reduce for State {
+    type Object = IamIdentityMapping;
+    type Effect = Effect;
+
+    fn apply(&mut self, event: Event<IamIdentityMapping>) -> Vec<Effect> {
+        self.revision += 1;
+        match event {
+            Event::Init => {
+                self.listing = Some(BTreeMap::new());
+                Vec::new()
+            }
+            Event::InitApply(obj) => {
+                let listing = self.listing.get_or_insert_with(BTreeMap::new);
+                upsert(listing, &obj, self.revision).into_iter().collect()
+            }
+            Event::InitDone => {
+                self.entries = self.listing.take().unwrap_or_default();
+                vec![self.publish()]
+            }
+            Event::Apply(obj) => {
+                let effect = upsert(&mut self.entries, &obj, self.revision);
+                [self.publish()].into_iter().chain(effect).collect()
+            }
+            Event::Delete(obj) => {
+                let name = obj.metadata.name.unwrap_or_default();
+                self.entries.remove(&name);
+                vec![Effect::Deleted(name), self.publish()]
+            }
+        }
+    }
+}
+
+/// The entry for an object, or why it cannot be used.
+fn entry_of(obj: &IamIdentityMapping, revision: u64) -> Result<Entry, String> {
+    let key = principal_arn_key(&obj.spec.arn).map_err(|e| e.to_string())?;
+    Ok(Entry {
+        key,
+        username: obj.spec.username.clone(),
+        groups: obj.spec.groups.clone(),
+        user_id: obj.status.as_ref().and_then(|s| s.user_id.clone()),
+        revision,
+    })
+}
+
+/// Updates `entries` for an added or modified object; returns the status job if the
+/// recorded status differs, or the object's problem.
+fn upsert(
+    entries: &mut BTreeMap<String, Entry>,
+    obj: &IamIdentityMapping,
+    revision: u64,
+) -> Option<Effect> {
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    match entry_of(obj, revision) {
+        Ok(mut entry) => {
+            let key = entry.key.clone();
+            let recorded = obj.status.as_ref().and_then(|s| s.canonical_arn.as_deref());
+            let job = (recorded != Some(key.as_str())).then(|| {
+                // A new ARN: the recorded principal id (if any) was another principal's.
+                entry.user_id = None;
+                Effect::Status(StatusJob {
+                    name: name.clone(),
+                    patch: serde_json::json!({ "status": { "canonicalARN": key, "userID": null } }),
+                    synced: true,
+                })
+            });
+            entries.insert(name, entry);
+            job
+        }
+        Err(error) => {
+            entries.remove(&name);
+            Some(Effect::Invalid {
+                name,
+                arn: obj.spec.arn.clone(),
+                error,
+            })
+        }
+    }
+}
+
+/// The principal ids a request recorded (queued for writing to `status.userID`) that
+/// the objects do not show yet, by object name, with the entry revision they are for.
+#[derive(Debug, Default)]
+struct UserIds(HashMap<String, (u64, String)>);
+
+impl UserIds {
+    /// The status write recording `user_id` for the object `name`, unless its entry
+    /// shows it already or it was queued for this entry: once per entry and principal.
+    fn record(&mut self, name: &str, entry: &Entry, user_id: &str) -> Option<StatusJob> {
+        let queued = self
+            .0
+            .get(name)
+            .filter(|(revision, _)| *revision == entry.revision)
+            .map(|(_, id)| id.as_str());
+        if user_id.is_empty() || queued.or(entry.user_id.as_deref()) == Some(user_id) {
+            return None;
+        }
+        self.0
+            .insert(name.to_owned(), (entry.revision, user_id.to_owned()));
+        Some(StatusJob {
+            name: name.to_owned(),
+            patch: serde_json::json!({ "status": { "userID": user_id } }),
+            synced: false,
+        })
+    }
+
+    /// Forgets what `objects` has replaced: a new version of an object is judged by
+    /// its own status, as every version is.
+    fn retain(&mut self, objects: &Objects) {
+        self.0.retain(|name, (revision, _)| {
+            objects
+                .entries
+                .get(name)
+                .is_some_and(|e| e.revision == *revision)
+        });
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    published: Published<Objects>,
+    user_ids: Mutex<UserIds>,
+}
+
+impl Shared {
+    fn user_ids(&self) -> std::sync::MutexGuard<'_, UserIds> {
+        self.user_ids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The watch loop's effects: publish, queue status writes, log.
+struct Actor {
+    shared: Arc<Shared>,
+    jobs: mpsc::UnboundedSender<StatusJob>,
+}
+
+impl Act<Effect> for Actor {
+    fn act(&mut self, effect: Effect) {
+        match effect {
+            Effect::Publish(objects) => {
+                self.shared.user_ids().retain(&objects);
+                self.shared.published.store(objects);
+            }
+            // The receiver lives as long as the mapper; a send after it is gone is moot.
+            Effect::Status(job) => drop(self.jobs.send(job)),
+            Effect::Invalid { name, arn, error } => {
+                tracing::error!(name = %name, arn = %arn, error = %error, "ignoring IAMIdentityMapping with an invalid arn");
+            }
+            Effect::Deleted(name) => tracing::info!(name = %name, "IAMIdentityMapping deleted"),
+        }
+    }
+
+    fn ready(&mut self) {
+        self.shared.published.set_ready();
+    }
 }
 
 /// The CRD backend.
@@ -225,7 +388,17 @@ impl CrdMapper {
     pub fn spawn(client: kube::Client) -> Self {
         let shared = Arc::new(Shared::default());
         let (jobs, rx) = mpsc::unbounded_channel();
-        let watch_task = tokio::spawn(watch(client.clone(), Arc::clone(&shared), jobs.clone()));
+        let actor = Actor {
+            shared: Arc::clone(&shared),
+            jobs: jobs.clone(),
+        };
+        let watch_task = tokio::spawn(kube_watch::run(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            "IAMIdentityMappings",
+            State::default(),
+            actor,
+        ));
         let status_task = tokio::spawn(write_statuses(client, rx));
         Self {
             shared,
@@ -236,111 +409,26 @@ impl CrdMapper {
 
     /// The number of objects currently mapped.
     pub fn len(&self) -> usize {
-        self.shared.read().entries.len()
-    }
-
-    /// Queues the write of `status.userID` for the object `name` (still keyed by `key`),
-    /// once: the entry remembers the id at once, so concurrent requests queue nothing more.
-    // upstream: pkg/mapper/crd declares status.userID and never writes it; we write it
-    // because it is the one thing that tells an operator which principal (role id, not
-    // just name) an object actually served.
-    fn record_user_id(&self, name: &str, key: &str, user_id: &str) {
-        let mut objects = self.shared.write();
-        let Some(entry) = objects.entries.get_mut(name).filter(|e| e.key == key) else {
-            return;
-        };
-        if entry.user_id.as_deref() == Some(user_id) {
-            return;
-        }
-        entry.user_id = Some(user_id.to_owned());
-        // The receiver lives as long as the mapper.
-        let _ = self.jobs.send(StatusJob {
-            name: name.to_owned(),
-            patch: serde_json::json!({ "status": { "userID": user_id } }),
-            synced: false,
-        });
+        self.shared.published.load().entries.len()
     }
 
     /// Whether no object is mapped.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-/// The entry for an object, or why it cannot be used.
-fn entry_of(obj: &IamIdentityMapping) -> Result<Entry, String> {
-    let key = principal_arn_key(&obj.spec.arn).map_err(|e| e.to_string())?;
-    Ok(Entry {
-        key,
-        username: obj.spec.username.clone(),
-        groups: obj.spec.groups.clone(),
-        user_id: obj.status.as_ref().and_then(|s| s.user_id.clone()),
-    })
-}
-
-/// Updates `entries` for an added or modified object; returns the status job, if the
-/// recorded status differs.
-fn upsert(entries: &mut BTreeMap<String, Entry>, obj: &IamIdentityMapping) -> Option<StatusJob> {
-    let name = obj.metadata.name.clone().unwrap_or_default();
-    match entry_of(obj) {
-        Ok(mut entry) => {
-            let key = entry.key.clone();
-            let recorded = obj.status.as_ref().and_then(|s| s.canonical_arn.as_deref());
-            let job = (recorded != Some(key.as_str())).then(|| {
-                // A new ARN: the recorded principal id (if any) was another principal's.
-                entry.user_id = None;
-                StatusJob {
-                    name: name.clone(),
-                    patch: serde_json::json!({ "status": { "canonicalARN": key, "userID": null } }),
-                    synced: true,
-                }
-            });
-            entries.insert(name, entry);
-            job
+    /// Queues the write of `status.userID` for the object `name`, once per entry and
+    /// principal (concurrent requests queue nothing more).
+    // upstream: pkg/mapper/crd declares status.userID and never writes it; we write it
+    // because it is the one thing that tells an operator which principal (role id, not
+    // just name) an object actually served.
+    fn record_user_id(&self, name: &str, entry: &Entry, user_id: &str) {
+        if user_id.is_empty() || entry.user_id.as_deref() == Some(user_id) {
+            return;
         }
-        Err(e) => {
-            tracing::error!(name = %name, arn = %obj.spec.arn, error = %e, "ignoring IAMIdentityMapping with an invalid arn");
-            entries.remove(&name);
-            None
-        }
-    }
-}
-
-async fn watch(client: kube::Client, shared: Arc<Shared>, jobs: mpsc::UnboundedSender<StatusJob>) {
-    let api: Api<IamIdentityMapping> = Api::all(client);
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut listing: Option<BTreeMap<String, Entry>> = None;
-    while let Some(event) = events.next().await {
-        let job = match event {
-            Ok(Event::Init) => {
-                listing = Some(BTreeMap::new());
-                None
-            }
-            Ok(Event::InitApply(obj)) => upsert(listing.get_or_insert_with(BTreeMap::new), &obj),
-            Ok(Event::InitDone) => {
-                let listed = listing.take().unwrap_or_default();
-                tracing::info!(mappings = listed.len(), "IAMIdentityMappings listed");
-                *shared.write() = Objects::new(listed);
-                shared.ready.store(true, Ordering::SeqCst);
-                None
-            }
-            Ok(Event::Apply(obj)) => shared.write().edit(|entries| upsert(entries, &obj)),
-            Ok(Event::Delete(obj)) => {
-                let name = obj.metadata.name.unwrap_or_default();
-                tracing::info!(name = %name, "IAMIdentityMapping deleted");
-                shared.write().edit(|entries| entries.remove(&name));
-                None
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "IAMIdentityMapping watch failed, backing off");
-                None
-            }
-        };
-        if let Some(job) = job {
-            // The receiver lives as long as the mapper; a send after it is gone is moot.
-            let _ = jobs.send(job);
+        if let Some(job) = self.shared.user_ids().record(name, entry, user_id) {
+            // The receiver lives as long as the mapper.
+            let _ = self.jobs.send(job);
         }
     }
 }
@@ -425,22 +513,13 @@ impl Mapper for CrdMapper {
 
     fn map(&self, identity: &Identity) -> Result<IdentityMapping, MapError> {
         let arn = identity.canonical_arn.to_ascii_lowercase();
-        let (name, mapping, record_user_id) = {
-            let objects = self.shared.read();
-            let hit = objects.table.find(&arn, false).ok_or(MapError::NotMapped)?;
-            let (Hit::User(row) | Hit::Role(row)) = hit;
-            let id = identity.user_id.as_str();
-            let recorded = objects
-                .entries
-                .get(&row.name)
-                .and_then(|e| e.user_id.as_deref());
-            let record = !id.is_empty() && recorded != Some(id);
-            (row.name.clone(), hit.mapping(arn.clone()), record)
-        };
-        if record_user_id {
-            self.record_user_id(&name, &mapping.key, &identity.user_id);
+        let objects = self.shared.published.load();
+        let hit = objects.table.find(&arn, false).ok_or(MapError::NotMapped)?;
+        let (Hit::User(row) | Hit::Role(row)) = hit;
+        if let Some(entry) = objects.entries.get(&row.name) {
+            self.record_user_id(&row.name, entry, &identity.user_id);
         }
-        Ok(mapping)
+        Ok(hit.mapping(arn))
     }
 
     /// The CRD has no `mapAccounts` (as upstream).
@@ -449,65 +528,9 @@ impl Mapper for CrdMapper {
     }
 
     fn is_ready(&self) -> bool {
-        self.shared.ready.load(Ordering::SeqCst)
+        self.shared.published.is_ready()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn obj(name: &str, arn: &str, status: Option<&str>) -> IamIdentityMapping {
-        IamIdentityMapping {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                ..Default::default()
-            },
-            spec: IamIdentityMappingSpec {
-                arn: arn.to_owned(),
-                username: "u".to_owned(),
-                groups: vec![],
-            },
-            status: status.map(|s| IamIdentityMappingStatus {
-                canonical_arn: Some(s.to_owned()),
-                user_id: None,
-            }),
-        }
-    }
-
-    #[test]
-    fn upsert_keys_and_status_jobs() {
-        let mut entries = BTreeMap::new();
-        let job = upsert(
-            &mut entries,
-            &obj("a", "arn:aws:sts::123456789012:assumed-role/Admin/s", None),
-        );
-        let job = job.unwrap();
-        assert_eq!(
-            job.patch["status"]["canonicalARN"],
-            "arn:aws:iam::123456789012:role/admin"
-        );
-        assert!(job.synced);
-        // Already recorded: no write (and no event loop on our own status patch).
-        let job = upsert(
-            &mut entries,
-            &obj(
-                "a",
-                "arn:aws:iam::123456789012:role/Admin",
-                Some("arn:aws:iam::123456789012:role/admin"),
-            ),
-        );
-        assert!(job.is_none());
-        // An invalid ARN removes the object's previous mapping.
-        assert!(upsert(&mut entries, &obj("a", "nope", None)).is_none());
-        assert!(entries.is_empty());
-    }
-
-    #[test]
-    fn url_path_is_cluster_scoped() {
-        assert_eq!(
-            IamIdentityMapping::url_path(&(), None),
-            "/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings"
-        );
-    }
-}
+mod tests;
