@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on setup failure by design
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,18 +174,7 @@ async fn h1(f: &Fixture, method: Method, path: &str, body: &str) -> (StatusCode,
 
 /// One plain HTTP/1.1 request to the health port.
 async fn plain(addr: SocketAddr, path: &str) -> (StatusCode, String) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let r = send
-        .send_request(request(Method::GET, path, ""))
-        .await
-        .unwrap();
-    let status = r.status();
-    let body = r.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    common::http::plain_get(addr, path).await.unwrap()
 }
 
 fn review(token: &str) -> String {

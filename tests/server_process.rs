@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -72,19 +72,7 @@ fn webhook(world: &World) -> Webhook {
 }
 
 async fn plain_get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    common::http::plain_get(addr, path).await.unwrap()
 }
 
 fn assert_allowed(a: &Answer, version: &str, username: &str) {

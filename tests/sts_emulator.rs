@@ -315,7 +315,6 @@ struct Reply {
 /// certificate for the URL's host (as a client would after `--sts-resolve`).
 async fn get(emu: &StsEmulator, url: &str, headers: &[(&str, &str)], h2: bool) -> Reply {
     use http_body_util::{BodyExt, Empty};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, ServerName};
 
@@ -341,7 +340,6 @@ async fn get(emu: &StsEmulator, url: &str, headers: &[(&str, &str)], h2: bool) -
     let tcp = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
     let server_name = ServerName::try_from(host.split(':').next().unwrap().to_owned()).unwrap();
     let tls = connector.connect(server_name, tcp).await.unwrap();
-    let io = TokioIo::new(tls);
 
     let mut builder = hyper::Request::get(if h2 {
         url.to_owned()
@@ -357,17 +355,7 @@ async fn get(emu: &StsEmulator, url: &str, headers: &[(&str, &str)], h2: bool) -
         builder = builder.header(*k, *v);
     }
     let req = builder.body(Empty::<bytes::Bytes>::new()).unwrap();
-    let resp = if h2 {
-        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    };
+    let resp = common::http::send_once(tls, req, h2).await.unwrap();
     let status = resp.status().as_u16();
     let content_type = resp
         .headers()

@@ -413,20 +413,7 @@ fn on_node<T: Send + 'static>(
 }
 
 async fn plain_get(addr: SocketAddr, path: &str) -> Option<u16> {
-    use http_body_util::BodyExt as _;
-    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let req = http::Request::get(path)
-        .header("host", addr.to_string())
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = send.send_request(req).await.ok()?;
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    Some(status)
+    Some(common::http::plain_get(addr, path).await?.0.as_u16())
 }
 
 /// Waits (bounded) for the server's readiness probe on the node's default health port.

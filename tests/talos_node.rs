@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use common::docs::{daemonset, readme_extension_service_config};
+use common::http::plain_get;
 use common::process::{BinaryForAnyUser, Running, free_port, is_root, traversable_tempdir};
 use common::sts_emulator::{Identity, StsEmulator};
 use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, TestEnv, bin};
@@ -35,22 +36,6 @@ use common::{ACCESS_KEY_ID, CLUSTER_ID, REGION, SECRET_ACCESS_KEY, STS_HOST, Tes
 const ACCOUNT: &str = "111122223333";
 const ASSUMED_ARN: &str = "arn:aws:sts::111122223333:assumed-role/KubernetesAdmin/alice";
 const ROLE_ID: &str = "AROAEXAMPLEKUBEADMIN";
-
-async fn plain_get(addr: SocketAddr, path: &str) -> Option<(StatusCode, String)> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = send.send_request(req).await.ok()?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
-}
 
 /// POSTs a TokenReview as kube-apiserver does: to the kubeconfig's URL, trusting only
 /// the kubeconfig's CA.

@@ -2,10 +2,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
 
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -68,4 +72,40 @@ where
     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), svc)
         .await;
+}
+
+/// Sends `req` as the one request of a new client connection over `io` (HTTP/2 when
+/// `h2`, else HTTP/1.1); the connection is driven by a spawned task.
+pub async fn send_once<I, B>(io: I, req: Request<B>, h2: bool) -> hyper::Result<Response<Incoming>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        tokio::spawn(conn);
+        send.send_request(req).await
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(conn);
+        send.send_request(req).await
+    }
+}
+
+/// One plain HTTP/1.1 GET (as a kubelet probe sends it): the status and body, or None
+/// when the connection or the exchange fails.
+pub async fn plain_get(addr: SocketAddr, path: &str) -> Option<(StatusCode, String)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send_once(tcp, req, false).await.ok()?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }

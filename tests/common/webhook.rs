@@ -11,7 +11,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 use super::process::Running;
@@ -248,18 +247,7 @@ impl Webhook {
             .header("user-agent", "kube-apiserver-admission")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
-        let io = TokioIo::new(tls);
-        let resp = if h2 {
-            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            send.send_request(req).await.unwrap()
-        } else {
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            tokio::spawn(conn);
-            send.send_request(req).await.unwrap()
-        };
+        let resp = super::http::send_once(tls, req, h2).await.unwrap();
         let status = resp.status();
         let content_type = resp
             .headers()
