@@ -5,15 +5,15 @@
 //! server's chain once, waits for its sources to load, maps the identity with the trace
 //! on and exits: 0 when the identity maps, 1 when it does not (or on an error).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 
+use super::args::{OutputArgs, SourceArgs, StsArgs};
 use super::{Exit, GlobalArgs, UsageError};
 use crate::aws::Partition;
-use crate::config::{ServerConfig, ServerFlags, StsOptions};
+use crate::config::{ServerConfig, ServerFlags};
 use crate::identity::Identity;
 use crate::mapper::chain::Chain;
 use crate::shutdown::parse_duration;
@@ -35,33 +35,24 @@ pub struct ExplainArgs {
     /// The caller's unique id (`AROA…`/`AIDA…`) with --arn, for DynamicFile's userid keys
     #[arg(long = "user-id", value_name = "ID", requires = "arn")]
     pub user_id: Option<String>,
-    /// Output format: text or json
-    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    /// How the explanation is printed.
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The AWS partition. Must be one of: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc [default: aws]
     #[arg(long = "partition", value_name = "PARTITION")]
     pub partition: Option<String>,
     /// Ordered list of backends to get mappings from, comma-separated and/or repeated: MountedFile, EKSConfigMap, CRD, DynamicFile [default: MountedFile]
     #[arg(long = "backend-mode", value_name = "MODES", value_delimiter = ',')]
     pub backend_mode: Option<Vec<String>>,
-    /// The DynamicFile (access entries) to read, instead of server.dynamicfilepath
-    #[arg(long = "dynamic-file", value_name = "FILE")]
-    pub dynamic_file: Option<PathBuf>,
-    /// kubeconfig file for the EKSConfigMap and CRD backends
-    #[arg(long = "kubeconfig", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// master is the URL to the api server
-    #[arg(long = "master", value_name = "URL")]
-    pub master: Option<String>,
+    /// The DynamicFile and the cluster to read mappings from.
+    #[command(flatten)]
+    pub sources: SourceArgs,
     /// Longest wait for the backends to load their mappings (e.g. 30s)
     #[arg(long = "timeout", value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub timeout: Duration,
-    /// Connect to IP:PORT for STS host HOST (name still used for TLS and Host); repeatable
-    #[arg(long = "sts-resolve", value_name = "HOST=IP:PORT", value_parser = crate::sts::parse_resolve)]
-    pub sts_resolve: Vec<(String, std::net::SocketAddr)>,
-    /// Extra PEM CA certificates trusted for STS, in addition to the system's
-    #[arg(long = "sts-ca-file", value_name = "FILE")]
-    pub sts_ca_file: Option<PathBuf>,
+    /// How STS is reached, for --token.
+    #[command(flatten)]
+    pub sts: StsArgs,
 }
 
 /// Runs `explain`.
@@ -75,13 +66,13 @@ pub async fn run(args: ExplainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         // Mapping does not depend on the cluster id; only a token's check does.
         cluster_id: Some(cluster_id.clone().unwrap_or_else(|| "-".to_owned())),
         partition: args.partition.clone(),
-        kubeconfig: args.kubeconfig.clone(),
-        master: args.master.clone(),
+        kubeconfig: args.sources.kubeconfig.clone(),
+        master: args.sources.master.clone(),
         backend_mode: args.backend_mode.clone(),
         feature_gates: global.feature_gates.clone(),
-        sts_resolve: args.sts_resolve.clone(),
-        sts_ca_file: args.sts_ca_file.clone(),
-        dynamic_file_path: args.dynamic_file.clone(),
+        sts_resolve: args.sts.sts_resolve.clone(),
+        sts_ca_file: args.sts.sts_ca_file.clone(),
+        dynamic_file_path: args.sources.dynamic_file.clone(),
         ..ServerFlags::default()
     };
     let (config, warnings) = ServerConfig::resolve(flags, file.as_ref())?;
@@ -92,11 +83,7 @@ pub async fn run(args: ExplainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         (Some(arn), _) => Identity::from_arn(arn, args.user_id.as_deref().unwrap_or(""))
             .with_context(|| format!("invalid --arn {arn:?}"))?,
         (None, Some(token)) => {
-            let sts = StsOptions {
-                resolve: args.sts_resolve.clone(),
-                ca_file: args.sts_ca_file.clone(),
-                proxy: crate::https::proxy::ProxyEnv::from_env(),
-            };
+            let sts = args.sts.options();
             let partition: Partition = config.partition;
             let cluster = cluster_id.unwrap_or_default();
             super::verify::verify_token(token, cluster, partition, &sts).await?
@@ -112,7 +99,7 @@ pub async fn run(args: ExplainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let chain = Chain::build(&config, None, &mut registry).await?;
     crate::explain::wait_ready(&chain, args.timeout).await?;
     let explanation = crate::explain::explain(&chain, identity, &config.scrubbed_accounts).await;
-    if args.output == "json" {
+    if args.output.is_json() {
         print!("{}", explanation.to_json());
     } else {
         print!("{}", explanation.to_text());

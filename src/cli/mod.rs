@@ -5,6 +5,7 @@
 //! so kubeconfigs, DaemonSets and scripts written for the Go tool keep working.
 
 pub mod add;
+pub mod args;
 pub mod completion;
 pub mod entry;
 pub mod explain;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::GlobalArgs;
+use super::args::StsArgs;
 use crate::config::{ServerConfig, ServerFlags};
 use crate::mapper::file::ConfigSource;
 use crate::server::Settings;
@@ -65,12 +66,9 @@ pub struct ServerArgs {
     /// Address of the plain-HTTP health listener: every path answers `ok`, `/readyz` answers 503 until the mappings have loaded [default: 0.0.0.0:21363]
     #[arg(long = "health-address", value_name = "IP:PORT")]
     pub health_address: Option<SocketAddr>,
-    /// Connect to IP:PORT whenever STS host HOST is called (name kept for TLS and Host); repeatable. For private endpoints and tests.
-    #[arg(long = "sts-resolve", value_name = "HOST=IP:PORT", value_parser = crate::sts::parse_resolve)]
-    pub sts_resolve: Vec<(String, SocketAddr)>,
-    /// Extra PEM certificates trusted for STS, besides the system's
-    #[arg(long = "sts-ca-file", value_name = "FILE")]
-    pub sts_ca_file: Option<PathBuf>,
+    /// How STS is reached.
+    #[command(flatten)]
+    pub sts: StsArgs,
     /// After SIGTERM/SIGINT, how long open requests may take before the server exits (e.g. 20s)
     #[arg(long = "shutdown-grace-period", value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
     pub shutdown_grace_period: Duration,
@@ -128,8 +126,8 @@ impl ServerArgs {
             ec2_describe_instances_burst: self.ec2_describe_instances_burst,
             feature_gates: global.feature_gates.clone(),
             health_address: self.health_address,
-            sts_resolve: self.sts_resolve.clone(),
-            sts_ca_file: self.sts_ca_file.clone(),
+            sts_resolve: self.sts.sts_resolve.clone(),
+            sts_ca_file: self.sts.sts_ca_file.clone(),
             deny_with_forbidden: self.deny_with_forbidden,
             read_header_timeout: self.read_header_timeout,
             idle_timeout: self.idle_timeout,
@@ -268,7 +266,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            a.sts_resolve,
+            a.sts.sts_resolve,
             vec![
                 (
                     "sts.us-west-2.amazonaws.com".to_owned(),

@@ -1,17 +1,16 @@
 //! `verify`: run the server's verification of a token (including the STS call) and print
 //! the identity.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::Args;
 
+use super::args::StsArgs;
 use super::{GlobalArgs, UsageError};
 use crate::aws::Partition;
 use crate::aws::endpoints::HostError;
 use crate::config::{Layers, StsOptions};
-use crate::https::proxy::ProxyEnv;
 use crate::identity::Identity;
 use crate::sts;
 use crate::token::VerifyError;
@@ -29,12 +28,9 @@ pub struct VerifyArgs {
     /// The AWS partition. Must be one of: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc
     #[arg(long = "partition")]
     pub partition: Option<String>,
-    /// Connect to IP:PORT for STS host HOST (name still used for TLS and Host); repeatable
-    #[arg(long = "sts-resolve", value_name = "HOST=IP:PORT", value_parser = sts::parse_resolve)]
-    pub sts_resolve: Vec<(String, std::net::SocketAddr)>,
-    /// Extra PEM CA certificates trusted for STS, in addition to the system's
-    #[arg(long = "sts-ca-file", value_name = "FILE")]
-    pub sts_ca_file: Option<PathBuf>,
+    /// How STS is reached.
+    #[command(flatten)]
+    pub sts: StsArgs,
 }
 
 /// upstream prints these two errors lower-case (`error: …`) followed by the usage,
@@ -65,11 +61,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         )
     })?;
 
-    let sts_options = StsOptions {
-        resolve: args.sts_resolve,
-        ca_file: args.sts_ca_file,
-        proxy: ProxyEnv::from_env(),
-    };
+    let sts_options = args.sts.options();
     let identity = verify_token(&token, cluster_id, partition, &sts_options).await?;
 
     if output == "json" {
