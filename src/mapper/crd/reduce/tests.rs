@@ -1,4 +1,7 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use super::*;
+use crate::mapper::crd::types::{IamIdentityMappingSpec, IamIdentityMappingStatus};
 use crate::mapper::kube_watch::Fold;
 
 const ACCOUNT: &str = "arn:aws:iam::123456789012:";
@@ -236,12 +239,4 @@ fn a_user_id_is_queued_once_per_entry_version_and_principal() {
     assert_eq!(written(ids.record("a", &v3, "AROA2")), None);
     ids.retain(&Objects::default());
     assert!(ids.0.is_empty());
-}
-
-#[test]
-fn url_path_is_cluster_scoped() {
-    assert_eq!(
-        IamIdentityMapping::url_path(&(), None),
-        "/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings"
-    );
 }
