@@ -59,12 +59,48 @@ fn format_err(msg: impl Into<String>) -> VerifyError {
 
 /// Checks `token` without I/O, in upstream's order and with upstream's messages, for a
 /// server in `partition` running in `instance_region`, at time `now`.
+///
+/// The steps, each failing with upstream's message for its first broken rule: decode the
+/// token into a URL; check the URL (scheme, STS host, no user info, path `/`); read its
+/// query (each key once, allow-listed, one value); check the parameters (action, signed
+/// cluster-id header, `X-Amz-Expires`, `X-Amz-Date` present); check the date against
+/// `now`; build the request URL.
 pub fn validate(
     token: &str,
     partition: Partition,
     instance_region: Option<&str>,
     now: SystemTime,
 ) -> Result<ValidatedToken, VerifyError> {
+    let url = decode(token)?;
+    let sts_region = check_url(&url, partition, instance_region)?;
+    let params = Params::parse(&url.raw_query)?;
+    params.check()?;
+    let access_key_id = params
+        .get("x-amz-credential")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let (signed_at, expires_at) = check_date(params.get("x-amz-date"), now)?;
+
+    // Re-serialised as Go's client would send it: the query exactly as signed, the
+    // fragment (never sent) dropped.
+    let request_url = format!("https://{}/?{}", url.host, url.raw_query);
+    if let Err(e) = request_url.parse::<http::Uri>() {
+        return Err(format_err(format!("error creating HTTP request: {e}")));
+    }
+    Ok(ValidatedToken {
+        url: request_url,
+        host: url.host,
+        sts_region,
+        access_key_id,
+        signed_at,
+        expires_at,
+    })
+}
+
+/// The token's size and prefix, then its base64 payload parsed as a URL.
+fn decode(token: &str) -> Result<go::url::Url, VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(format_err("token is too large"));
     }
@@ -74,9 +110,16 @@ pub fn validate(
         )));
     };
     let decoded = go::base64::decode_raw_url(encoded.as_bytes()).map_err(format_err)?;
-    let raw_url = String::from_utf8_lossy(&decoded);
-    let url = go::url::parse(&raw_url).map_err(format_err)?;
+    go::url::parse(&String::from_utf8_lossy(&decoded)).map_err(format_err)
+}
 
+/// The URL's scheme, host (allow-listed for this partition and region), user info and
+/// path. Returns the host's region label.
+fn check_url(
+    url: &go::url::Url,
+    partition: Partition,
+    instance_region: Option<&str>,
+) -> Result<String, VerifyError> {
     if url.scheme != "https" {
         return Err(format_err(format!(
             "unexpected scheme {} in pre-signed URL",
@@ -95,77 +138,93 @@ pub fn validate(
     if url.path != "/" {
         return Err(format_err("unexpected path in pre-signed URL"));
     }
+    Ok(sts_region)
+}
 
-    let params = go::url::parse_query(&url.raw_query)
-        .map_err(|_| format_err("malformed query parameter"))?;
-    // CVE-2022-2385: case variants of one key (`X-Amz-Credential` and `x-amz-credential`)
-    // would let the checks below see one value and STS another.
-    let mut seen: Vec<String> = Vec::with_capacity(params.len());
-    for (key, _) in &params {
-        let lower = key.to_lowercase();
-        if seen.contains(&lower) {
-            return Err(format_err(format!(
-                "duplicate query parameter found: {}",
-                go::strconv::quote(key)
-            )));
+/// The query's parameters, keys lower-cased, each allow-listed and present once with one
+/// value.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw_query: &str) -> Result<Self, VerifyError> {
+        let params =
+            go::url::parse_query(raw_query).map_err(|_| format_err("malformed query parameter"))?;
+        // CVE-2022-2385: case variants of one key (`X-Amz-Credential` and
+        // `x-amz-credential`) would let the checks below see one value and STS another.
+        let mut seen: Vec<String> = Vec::with_capacity(params.len());
+        for (key, _) in &params {
+            let lower = key.to_lowercase();
+            if seen.contains(&lower) {
+                return Err(format_err(format!(
+                    "duplicate query parameter found: {}",
+                    go::strconv::quote(key)
+                )));
+            }
+            seen.push(lower);
         }
-        seen.push(lower);
-    }
-    let mut lower: Vec<(String, String)> = Vec::with_capacity(params.len());
-    for (key, values) in &params {
-        let k = key.to_lowercase();
-        if !PARAMETER_ALLOW_LIST.contains(&k.as_str()) {
-            return Err(format_err(format!(
-                "non-whitelisted query parameter {}",
-                go::strconv::quote(key)
-            )));
+        let mut lower: Vec<(String, String)> = Vec::with_capacity(params.len());
+        for (key, values) in &params {
+            let k = key.to_lowercase();
+            if !PARAMETER_ALLOW_LIST.contains(&k.as_str()) {
+                return Err(format_err(format!(
+                    "non-whitelisted query parameter {}",
+                    go::strconv::quote(key)
+                )));
+            }
+            let [value] = values.as_slice() else {
+                return Err(format_err(
+                    "query parameter with multiple values not supported",
+                ));
+            };
+            lower.push((k, value.clone()));
         }
-        let [value] = values.as_slice() else {
-            return Err(format_err(
-                "query parameter with multiple values not supported",
-            ));
-        };
-        lower.push((k, value.clone()));
+        Ok(Self(lower))
     }
-    let get = |k: &str| {
-        lower
+
+    /// The value of the lower-case `key`, empty when absent (Go's `Query().Get`).
+    fn get(&self, key: &str) -> &str {
+        self.0
             .iter()
-            .find(|(key, _)| key == k)
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
-    };
+    }
 
-    if get("action") != "GetCallerIdentity" {
-        return Err(format_err("unexpected action parameter in pre-signed URL"));
-    }
-    if !get("x-amz-signedheaders")
-        .split(';')
-        .any(|h| h.to_lowercase() == CLUSTER_ID_HEADER)
-    {
-        return Err(format_err(format!(
-            "client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
-        )));
-    }
-    let expires = go::strconv::atoi(get("x-amz-expires"));
-    match expires {
-        Ok(v) if (0..=900).contains(&v) => {}
-        Ok(v) | Err(v) => {
+    /// The action, the signed cluster-id header, `X-Amz-Expires` and that `X-Amz-Date` is
+    /// present.
+    fn check(&self) -> Result<(), VerifyError> {
+        if self.get("action") != "GetCallerIdentity" {
+            return Err(format_err("unexpected action parameter in pre-signed URL"));
+        }
+        if !self
+            .get("x-amz-signedheaders")
+            .split(';')
+            .any(|h| h.to_lowercase() == CLUSTER_ID_HEADER)
+        {
             return Err(format_err(format!(
-                "invalid X-Amz-Expires parameter in pre-signed URL: {v}"
+                "client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
             )));
         }
+        match go::strconv::atoi(self.get("x-amz-expires")) {
+            Ok(v) if (0..=900).contains(&v) => {}
+            Ok(v) | Err(v) => {
+                return Err(format_err(format!(
+                    "invalid X-Amz-Expires parameter in pre-signed URL: {v}"
+                )));
+            }
+        }
+        if self.get("x-amz-date").is_empty() {
+            return Err(format_err(
+                "X-Amz-Date parameter must be present in pre-signed URL",
+            ));
+        }
+        Ok(())
     }
-    let date = get("x-amz-date");
-    if date.is_empty() {
-        return Err(format_err(
-            "X-Amz-Date parameter must be present in pre-signed URL",
-        ));
-    }
-    let access_key_id = get("x-amz-credential")
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .to_owned();
+}
+
+/// `X-Amz-Date` parsed, neither expired nor too far ahead at `now`. Returns when it was
+/// signed and when it expires.
+fn check_date(date: &str, now: SystemTime) -> Result<(SystemTime, SystemTime), VerifyError> {
     let signed = go::time::parse_amz_date(date).map_err(|e| {
         format_err(format!(
             "error parsing X-Amz-Date parameter {date} into format {}: {e}",
@@ -190,21 +249,7 @@ pub fn validate(
             signed.display()
         )));
     }
-
-    // Re-serialised as Go's client would send it: the query exactly as signed, the
-    // fragment (never sent) dropped.
-    let request_url = format!("https://{}/?{}", url.host, url.raw_query);
-    if let Err(e) = request_url.parse::<http::Uri>() {
-        return Err(format_err(format!("error creating HTTP request: {e}")));
-    }
-    Ok(ValidatedToken {
-        url: request_url,
-        host: url.host,
-        sts_region,
-        access_key_id,
-        signed_at,
-        expires_at,
-    })
+    Ok((signed_at, expires_at))
 }
 
 /// The server side of token verification: the cluster it serves, its partition and

@@ -12,6 +12,7 @@
 //! settings wait for a restart.
 
 mod reload;
+mod restart;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -25,7 +26,8 @@ use crate::config::types::{BackendMode, MappingError, RoleMapping, UserMapping};
 use crate::identity::Identity;
 use crate::mapper::metrics::InvalidEntry;
 
-pub use reload::{ConfigSource, ReloadError, restart_needed};
+pub use reload::{ConfigSource, ReloadError};
+pub use restart::restart_needed;
 
 /// Why the mappings could not be used; names the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

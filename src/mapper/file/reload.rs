@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::{debug, info, warn};
 
+use super::restart::restart_needed;
 use super::{Error, FileMapper, build, is_built_from};
 use crate::config::types::{BackendMode, RoleMapping, UserMapping};
 use crate::config::{ConfigFile, ServerConfig, ServerFlags};
@@ -272,127 +273,6 @@ fn invalid_entries(file: &ConfigFile) -> Vec<InvalidEntry> {
         out.push(InvalidEntry::section("server.mapAccounts"));
     }
     out
-}
-
-/// The config keys whose value in `new` differs from the running configuration and
-/// that only a restart applies. Every field is named, so a new setting must be sorted
-/// into "reloaded" or "restart" here before this compiles.
-pub fn restart_needed(running: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
-    let ServerConfig {
-        cluster_id,
-        partition,
-        hostname,
-        address,
-        port,
-        state_dir,
-        generate_kubeconfig,
-        kubeconfig_pregenerated,
-        kubeconfig,
-        master,
-        backend_modes,
-        ec2_describe_instances_qps,
-        ec2_describe_instances_burst,
-        ec2_describe_instances_role_arn,
-        source_arn,
-        scrubbed_accounts,
-        deny_with_forbidden,
-        limits,
-        // Reloaded.
-        role_mappings: _,
-        user_mappings: _,
-        account_mappings: _,
-        reserved_prefixes,
-        dynamic_file_path,
-        dynamic_file_user_id_strict,
-        dynamic_backend_mode_path,
-        // Command line only: they cannot differ, but are compared all the same.
-        feature_gates,
-        health_address,
-        sts,
-    } = new;
-    let r = running;
-    [
-        (*cluster_id != r.cluster_id, "clusterID"),
-        (*partition != r.partition, "server.partition"),
-        (*hostname != r.hostname, "server.hostname"),
-        (*address != r.address, "server.address"),
-        (*port != r.port, "server.port"),
-        (*state_dir != r.state_dir, "server.stateDir"),
-        (
-            *generate_kubeconfig != r.generate_kubeconfig,
-            "server.generateKubeconfig",
-        ),
-        (
-            *kubeconfig_pregenerated != r.kubeconfig_pregenerated,
-            "server.kubeconfigPregenerated",
-        ),
-        (*kubeconfig != r.kubeconfig, "server.kubeconfig"),
-        (*master != r.master, "server.master"),
-        (*backend_modes != r.backend_modes, "server.backendMode"),
-        (
-            *ec2_describe_instances_qps != r.ec2_describe_instances_qps,
-            "server.ec2DescribeInstancesQps",
-        ),
-        (
-            *ec2_describe_instances_burst != r.ec2_describe_instances_burst,
-            "server.ec2DescribeInstancesBurst",
-        ),
-        (
-            *ec2_describe_instances_role_arn != r.ec2_describe_instances_role_arn,
-            "server.ec2DescribeInstancesRoleARN",
-        ),
-        (*source_arn != r.source_arn, "server.sourceARN"),
-        (
-            limits.read_header_timeout != r.limits.read_header_timeout,
-            "server.readHeaderTimeout",
-        ),
-        (
-            limits.idle_timeout != r.limits.idle_timeout,
-            "server.idleTimeout",
-        ),
-        (
-            limits.request_timeout != r.limits.request_timeout,
-            "server.requestTimeout",
-        ),
-        (
-            limits.max_connections != r.limits.max_connections,
-            "server.maxConnections",
-        ),
-        (
-            limits.max_connections_per_client != r.limits.max_connections_per_client,
-            "server.maxConnectionsPerClient",
-        ),
-        (
-            *scrubbed_accounts != r.scrubbed_accounts,
-            "server.scrubbedAccounts",
-        ),
-        (
-            *deny_with_forbidden != r.deny_with_forbidden,
-            "server.denyWithForbidden",
-        ),
-        (
-            *reserved_prefixes != r.reserved_prefixes,
-            "server.reservedPrefixConfig",
-        ),
-        (
-            *dynamic_file_path != r.dynamic_file_path,
-            "server.dynamicfilepath",
-        ),
-        (
-            *dynamic_file_user_id_strict != r.dynamic_file_user_id_strict,
-            "server.dynamicfileUserIDStrict",
-        ),
-        (
-            *dynamic_backend_mode_path != r.dynamic_backend_mode_path,
-            "server.dynamicBackendModePath",
-        ),
-        (*feature_gates != r.feature_gates, "feature-gates"),
-        (*health_address != r.health_address, "health-address"),
-        (*sts != r.sts, "sts-resolve, sts-ca-file"),
-    ]
-    .into_iter()
-    .filter_map(|(changed, key)| changed.then_some(key))
-    .collect()
 }
 
 #[cfg(test)]
