@@ -76,11 +76,6 @@ impl<R: Reduce> Fold<R> {
         }
     }
 
-    /// The reducer's state.
-    pub fn state(&self) -> &R {
-        &self.reducer
-    }
-
     /// Whether a complete listing has been seen.
     pub fn is_ready(&self) -> bool {
         self.ready
@@ -195,6 +190,29 @@ impl<T> Published<T> {
     /// Marks the first complete listing published.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A table test's steps: each event, the effects it must have (as a line each), and
+/// whether the backend is ready after it.
+#[cfg(test)]
+pub(crate) type Steps<K> = Vec<(Event<K>, &'static [&'static str], bool)>;
+
+/// The reducers' table tests: feeds each step's event through a [`Fold`] of `reducer`;
+/// the step's effects (as `show` writes them) and the readiness after it must be as listed.
+#[cfg(test)]
+pub(crate) fn check_steps<R: Reduce>(
+    name: &str,
+    reducer: R,
+    show: impl Fn(&R::Effect) -> String,
+    steps: Steps<R::Object>,
+) {
+    let mut fold = Fold::new(reducer);
+    for (i, (event, effects, ready)) in steps.into_iter().enumerate() {
+        let step = fold.step(event);
+        let shown: Vec<String> = step.effects.iter().map(&show).collect();
+        assert_eq!(shown, effects, "{name}, step {i}");
+        assert_eq!(fold.is_ready(), ready, "{name}, step {i}: ready");
     }
 }
 

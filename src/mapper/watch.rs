@@ -1,5 +1,6 @@
 //! Following a file while the server runs: the DynamicFile mappings, the dynamic
-//! backend-mode file and the config file's MountedFile mappings all use this.
+//! backend-mode file and the config file's MountedFile mappings all use this. (The
+//! Kubernetes backends follow the API through [`super::kube_watch`].)
 //!
 //! The file is polled (every [`POLL_INTERVAL`]) by its size, modification and change
 //! times, inode and device, with no platform file-notification API. Polling by path

@@ -3,7 +3,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::*;
 use crate::mapper::MapError;
 use crate::mapper::configmap::data;
-use crate::mapper::kube_watch::Fold;
+use crate::mapper::kube_watch::{Steps, check_steps};
 
 fn tables(d: &BTreeMap<String, String>) -> (Tables, Vec<ParseIssue>) {
     let parsed = parse(d);
@@ -105,16 +105,8 @@ fn show(effect: &Effect) -> String {
     }
 }
 
-/// Feeds `steps`' events through the loop's fold; each step's effects and readiness
-/// must be as listed.
-fn check(name: &str, sso_role_match: bool, steps: Vec<(Event<ConfigMap>, &[&str], bool)>) {
-    let mut fold = Fold::new(State::new(sso_role_match));
-    for (i, (event, effects, ready)) in steps.into_iter().enumerate() {
-        let step = fold.step(event);
-        let shown: Vec<String> = step.effects.iter().map(show).collect();
-        assert_eq!(shown, effects, "{name}, step {i}");
-        assert_eq!(fold.is_ready(), ready, "{name}, step {i}: ready");
-    }
+fn check(name: &str, sso_role_match: bool, steps: Steps<ConfigMap>) {
+    check_steps(name, State::new(sso_role_match), show, steps);
 }
 
 #[test]
@@ -129,7 +121,7 @@ fn event_sequences() {
             (Event::InitDone, &[], true),
         ],
     );
-    let mut steps: Vec<(Event<ConfigMap>, &[&str], bool)> = vec![
+    let mut steps: Steps<ConfigMap> = vec![
         (Event::Init, &[], false),
         (Event::InitApply(cm(NAME, "1", &role("a"))), loaded_a, false),
         (Event::InitDone, &[], true),
@@ -248,19 +240,19 @@ fn sso_entries_are_flagged_while_the_gate_is_off() {
         "{}- sso:\n    permissionSetName: Admin\n    accountID: \"555555555555\"\n  username: admin\n",
         role("a")
     );
-    let loaded = "load@1 [\"a\", \"admin\"] [\"111122223333\"]";
+    const LOADED: &str = "load@1 [\"a\", \"admin\"] [\"111122223333\"]";
     check(
         "gate off",
         false,
         vec![(
             aws_auth("1", &roles),
-            &["report []", "sso-ignored 1", loaded],
+            &["report []", "sso-ignored 1", LOADED],
             false,
         )],
     );
     check(
         "gate on",
         true,
-        vec![(aws_auth("1", &roles), &["report []", loaded], false)],
+        vec![(aws_auth("1", &roles), &["report []", LOADED], false)],
     );
 }

@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
 use crate::mapper::crd::types::{IamIdentityMappingSpec, IamIdentityMappingStatus};
-use crate::mapper::kube_watch::Fold;
+use crate::mapper::kube_watch::{Steps as Table, check_steps};
 
 const ACCOUNT: &str = "arn:aws:iam::123456789012:";
 
@@ -61,18 +61,10 @@ fn show(effect: &Effect) -> String {
     }
 }
 
-type Steps = Vec<(Event<IamIdentityMapping>, &'static [&'static str], bool)>;
+type Steps = Table<IamIdentityMapping>;
 
-/// Feeds `steps`' events through the loop's fold; each step's effects and readiness
-/// must be as listed.
 fn check(name: &str, steps: Steps) {
-    let mut fold = Fold::new(State::default());
-    for (i, (event, effects, ready)) in steps.into_iter().enumerate() {
-        let step = fold.step(event);
-        let shown: Vec<String> = step.effects.iter().map(show).collect();
-        assert_eq!(shown, effects, "{name}, step {i}");
-        assert_eq!(fold.is_ready(), ready, "{name}, step {i}: ready");
-    }
+    check_steps(name, State::default(), show, steps);
 }
 
 /// The first listing of `a` (to sync), `b` (invalid) and `c` (synced).
