@@ -26,6 +26,8 @@ use crate::fsutil::{self, Dir};
 use crate::kubeconfig;
 use crate::tls::{self, KeyPair};
 
+pub mod config_file;
+
 pub use crate::fsutil::Owner;
 
 /// File name of the upstream-compatible webhook kubeconfig written to the working

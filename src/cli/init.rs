@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::config::{ConfigFile, DEFAULT_GENERATE_KUBECONFIG, Layers, ServerConfig, ServerFlags};
+use crate::config::{DEFAULT_GENERATE_KUBECONFIG, Layers, ServerConfig, ServerFlags};
 use crate::error::error_chain;
 use crate::init::{self, Options, Owner};
 use crate::tls;
@@ -48,51 +48,6 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("invalid mode {s:?}: expected octal, e.g. 755"))
-}
-
-/// The server config to write: the `--config` file as it is when it names the cluster,
-/// else that file with `clusterID` added, else a minimal one (with the `--address` the
-/// certificate names, so the server listens there).
-fn config_content(
-    file: Option<&ConfigFile>,
-    cluster_id: &str,
-    address: &str,
-) -> anyhow::Result<Vec<u8>> {
-    let Some(file) = file else {
-        return Ok(init::minimal_server_config(cluster_id, address).into_bytes());
-    };
-    let raw = std::fs::read(file.path())
-        .map_err(|e| anyhow!("could not read {}: {e}", file.path().display()))?;
-    match file.get_string("clusterID")?.filter(|s| !s.is_empty()) {
-        Some(id) if id == cluster_id => Ok(raw),
-        Some(id) => Err(anyhow!(
-            "cluster ID {cluster_id:?} disagrees with clusterID {id:?} in {}",
-            file.path().display()
-        )),
-        None => {
-            // Re-serialise with the key added (comments are lost, the content is kept):
-            // the server reads its cluster id from this file alone.
-            let text = String::from_utf8_lossy(&raw);
-            let mut value: serde_json::Value = if text.trim().is_empty() {
-                serde_json::Value::Object(Default::default())
-            } else if file.path().extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text)?
-            } else {
-                serde_saphyr::from_str(&text)
-                    .map_err(|e| anyhow!("{}: {e}", file.path().display()))?
-            };
-            let obj = value
-                .as_object_mut()
-                .ok_or_else(|| anyhow!("{}: not a mapping", file.path().display()))?;
-            // Drop an empty clusterID of any spelling, then add ours.
-            obj.retain(|k, _| !k.eq_ignore_ascii_case("clusterid"));
-            obj.insert(
-                "clusterID".to_owned(),
-                serde_json::Value::String(cluster_id.to_owned()),
-            );
-            Ok(serde_saphyr::to_string(&value)?.into_bytes())
-        }
-    }
 }
 
 /// Where `init` writes, and where the files belong on the control-plane nodes.
@@ -160,8 +115,8 @@ fn plan(args: &InitArgs, global: &GlobalArgs) -> anyhow::Result<Plan> {
     let config_file = match &args.write_config {
         Some(path) => Some((
             path.clone(),
-            config_content(file, &cluster_id, &config.address)
-                .map_err(|e| anyhow!("could not initialize: {e:#}"))?,
+            init::config_file::content(file, &cluster_id, &config.address)
+                .map_err(|e| anyhow!("could not initialize: {}", error_chain(&e)))?,
         )),
         None => None,
     };
