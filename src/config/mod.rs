@@ -21,6 +21,7 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::aws::Partition;
 pub use file::ConfigFile;
@@ -47,6 +48,26 @@ pub const DEFAULT_HEALTH_PORT: u16 = 21363;
 pub const DEFAULT_EC2_QPS: u32 = 15;
 /// Upstream's default `--ec2-describeInstances-burst`.
 pub const DEFAULT_EC2_BURST: u32 = 5;
+/// Default limit on reading a request's headers.
+///
+/// upstream: pkg/server/server.go sets `ReadHeaderTimeout: 60s`; we use 10 s, which is
+/// ample for the apiserver on a local connection and frees slow-loris connections sooner.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit on open connections of the webhook port.
+///
+/// upstream: pkg/server/server.go sets no limit; we serve 256 (64 per client address)
+/// because each open connection may cost ~130 KiB under attack (RELIABILITY.md's memory
+/// bound), and 256 keeps the whole process under the example DaemonSet's 128Mi limit.
+/// kube-apiserver multiplexes its reviews over a handful of HTTP/2 connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default time a connection may stay open with no request in flight, between keep-alive
+/// requests. kube-apiserver keeps its webhook connections for reuse; 90 s matches Go's
+/// `http.DefaultTransport` idle timeout, so an idle pooled connection is seldom closed
+/// under the client just before it would reuse it. A connection that never sent a first
+/// request gets only the header timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Default limit on one request, from its headers to its answer, body read included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for reaching STS that tests and private (VPC) endpoints need. None of them
 /// can widen the host allow-list: they only change where a permitted host connects.
@@ -130,11 +151,11 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `server.readHeaderTimeout`.
-    pub read_header_timeout: std::time::Duration,
+    pub read_header_timeout: Duration,
     /// `server.idleTimeout`.
-    pub idle_timeout: std::time::Duration,
+    pub idle_timeout: Duration,
     /// `server.requestTimeout`.
-    pub request_timeout: std::time::Duration,
+    pub request_timeout: Duration,
     /// `server.maxConnections`.
     pub max_connections: usize,
     /// `server.maxConnectionsPerClient` (0: a quarter of `max_connections`).
@@ -184,11 +205,11 @@ pub struct ServerFlags {
     /// `explain --dynamic-file`: overrides `server.dynamicfilepath`.
     pub dynamic_file_path: Option<PathBuf>,
     /// `--read-header-timeout`.
-    pub read_header_timeout: Option<std::time::Duration>,
+    pub read_header_timeout: Option<Duration>,
     /// `--idle-timeout`.
-    pub idle_timeout: Option<std::time::Duration>,
+    pub idle_timeout: Option<Duration>,
     /// `--request-timeout`.
-    pub request_timeout: Option<std::time::Duration>,
+    pub request_timeout: Option<Duration>,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
     /// `--max-connections-per-client`.

@@ -13,7 +13,6 @@ use super::{
     ServerConfig, ServerFlags, StsOptions, keys,
 };
 use crate::aws::Partition;
-use crate::server::listener;
 
 /// The settings read flag > config file > default, before validation.
 struct Settings {
@@ -72,22 +71,22 @@ impl Settings {
                 read_header_timeout: l.get_or(
                     f.read_header_timeout,
                     "server.readHeaderTimeout",
-                    listener::DEFAULT_HEADER_READ_TIMEOUT,
+                    super::DEFAULT_HEADER_READ_TIMEOUT,
                 )?,
                 idle_timeout: l.get_or(
                     f.idle_timeout,
                     "server.idleTimeout",
-                    listener::DEFAULT_IDLE_TIMEOUT,
+                    super::DEFAULT_IDLE_TIMEOUT,
                 )?,
                 request_timeout: l.get_or(
                     f.request_timeout,
                     "server.requestTimeout",
-                    listener::DEFAULT_REQUEST_TIMEOUT,
+                    super::DEFAULT_REQUEST_TIMEOUT,
                 )?,
                 max_connections: l.get_or(
                     f.max_connections,
                     "server.maxConnections",
-                    listener::DEFAULT_MAX_CONNECTIONS,
+                    super::DEFAULT_MAX_CONNECTIONS,
                 )?,
                 max_connections_per_client: l.get_or(
                     f.max_connections_per_client,

@@ -36,15 +36,15 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use conn::GOAWAY_GRACE;
+// The configurable limits' defaults live with the settings they default.
+pub use crate::config::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT,
+};
 use peers::PeerCounts;
 
 /// Default limit on the TLS handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default limit on reading a request's headers.
-///
-/// upstream: pkg/server/server.go sets `ReadHeaderTimeout: 60s`; we use 10 s, which is
-/// ample for the apiserver on a local connection and frees slow-loris connections sooner.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle HTTP/2 connection is pinged.
 const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a ping may go unanswered before the connection is closed.
@@ -61,13 +61,6 @@ pub const HTTP2_CONNECTION_WINDOW: u32 = 64 * 1024;
 /// The largest HTTP/2 header list accepted, and the HTTP/1.1 read buffer: a TokenReview's
 /// headers are a few hundred bytes.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Default limit on open connections of the webhook port.
-///
-/// upstream: pkg/server/server.go sets no limit; we serve 256 (64 per client address)
-/// because each open connection may cost ~130 KiB under attack (RELIABILITY.md's memory
-/// bound), and 256 keeps the whole process under the example DaemonSet's 128Mi limit.
-/// kube-apiserver multiplexes its reviews over a handful of HTTP/2 connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Most connections of the health listener: the kubelet's probes need a few.
 ///
 /// upstream: pkg/server/server.go serves the health port on all addresses with no
@@ -79,14 +72,6 @@ pub const HEALTH_MAX_CONNECTIONS: usize = 64;
 /// node, so that remote clients holding every slot (from many addresses, each within its
 /// share) cannot fail the kubelet's liveness probe and have the webhook restarted.
 pub const HEALTH_RESERVED_FOR_NODE: usize = 8;
-/// Default time a connection may stay open with no request in flight, between keep-alive
-/// requests. kube-apiserver keeps its webhook connections for reuse; 90 s matches Go's
-/// `http.DefaultTransport` idle timeout, so an idle pooled connection is seldom closed
-/// under the client just before it would reuse it. A connection that never sent a first
-/// request gets only the header timeout.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Default limit on one request, from its headers to its answer, body read included.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a listener serves: a request and the peer address in, a response out.
 pub type Handler = Arc<
