@@ -28,11 +28,10 @@ fn aws_auth(map_roles: &str, map_users: &str, map_accounts: &str) -> Value {
 
 /// upstream's `aws-auth-crazy-case-keys.yaml`.
 fn crazy_case() -> Value {
-    aws_auth(
-        "- rOlEaRn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  UsErNaMe: system:node:{{EC2PrivateDNSName}}\n  gRoUpS:\n    - system:bootstrappers\n    - system:nodes\n",
-        "- uSeRaRn: arn:aws:iam::555555555555:user/admin\n  UsErNaMe: admin\n  gRoUpS:\n    - system:masters\n",
-        "- 555555555555\n",
-    )
+    serde_saphyr::from_str(include_str!(
+        "../src/mapper/configmap/testdata/aws-auth-crazy-case-keys.yaml"
+    ))
+    .unwrap()
 }
 
 fn who(arn: &str) -> Identity {

@@ -229,6 +229,15 @@ mod tests {
         }
     }
 
+    /// The data of a ConfigMap manifest.
+    fn fixture(manifest: &str) -> BTreeMap<String, String> {
+        #[derive(serde::Deserialize)]
+        struct ConfigMap {
+            data: BTreeMap<String, String>,
+        }
+        serde_saphyr::from_str::<ConfigMap>(manifest).unwrap().data
+    }
+
     #[test]
     fn upstream_fixtures() {
         let standard = AwsAuth {
@@ -236,44 +245,16 @@ mod tests {
             users: vec![admin_user()],
             accounts: vec!["555555555555".to_owned()],
         };
-        // aws-auth-crazy-case-keys.yaml
-        let crazy = data(&[
-            (
-                "mapRoles",
-                "- rOlEaRn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  UsErNaMe: system:node:{{EC2PrivateDNSName}}\n  gRoUpS:\n    - system:bootstrappers\n    - system:nodes\n",
-            ),
-            (
-                "mapUsers",
-                "- uSeRaRn: arn:aws:iam::555555555555:user/admin\n  UsErNaMe: admin\n  gRoUpS:\n    - system:masters\n",
-            ),
-            ("mapAccounts", "- 555555555555\n"),
-        ]);
+        let crazy = fixture(include_str!("testdata/aws-auth-crazy-case-keys.yaml"));
         assert_eq!(parse(&crazy).into_strict().unwrap(), standard);
-        // aws-auth-open-source-case-keys.yaml
-        let open = data(&[
-            (
-                "mapRoles",
-                "- roleARN: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n",
-            ),
-            (
-                "mapUsers",
-                "- userARN: arn:aws:iam::555555555555:user/admin\n  username: admin\n  groups:\n    - system:masters\n",
-            ),
-            ("mapAccounts", "- 555555555555\n"),
-        ]);
+        let open = fixture(include_str!("testdata/aws-auth-open-source-case-keys.yaml"));
         assert_eq!(parse(&open).into_strict().unwrap(), standard);
-        // aws-auth-lower-case-top-keys.yaml: top-level keys are case-sensitive.
-        let lower = data(&[
-            ("maproles", crazy["mapRoles"].as_str()),
-            ("mapusers", crazy["mapUsers"].as_str()),
-            ("mapaccounts", "- 555555555555\n"),
-        ]);
+        // Top-level keys are case-sensitive.
+        let lower = fixture(include_str!("testdata/aws-auth-lower-case-top-keys.yaml"));
+        assert_eq!(lower.len(), 3);
         assert_eq!(parse(&lower).into_strict().unwrap(), AwsAuth::default());
-        // aws-auth-space-out-of-place.yaml: the second group continues the first scalar.
-        let space = data(&[(
-            "mapRoles",
-            "- rolearn: arn:aws:iam::555555555555:role/devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n     - system:nodes\n",
-        )]);
+        // The second group continues the first scalar.
+        let space = fixture(include_str!("testdata/aws-auth-space-out-of-place.yaml"));
         assert_eq!(
             parse(&space).into_strict().unwrap().roles,
             [node_role(&["system:bootstrappers - system:nodes"])]

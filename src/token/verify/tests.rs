@@ -27,99 +27,44 @@ fn err(token: &str, partition: &str) -> String {
 
 const BASE: &str = "https://sts.amazonaws.com/?action=GetCallerIdentity";
 
+/// A case of `testdata/upstream-pre-sts-vectors.json`.
+#[derive(serde::Deserialize)]
+struct PreStsCase {
+    /// The token as is, `repeat` times; else the token encoding `url`.
+    token: Option<String>,
+    #[serde(default = "once")]
+    repeat: usize,
+    url: Option<String>,
+    partition: String,
+    want: String,
+}
+
+fn once() -> usize {
+    1
+}
+
+#[derive(serde::Deserialize)]
+struct PreStsVectors {
+    cases: Vec<PreStsCase>,
+}
+
 #[test]
 fn upstream_pre_sts_vectors() {
+    let vectors: PreStsVectors =
+        serde_json::from_str(include_str!("testdata/upstream-pre-sts-vectors.json")).unwrap();
+    assert_eq!(vectors.cases.len(), 17);
     let t = t();
-    let cases: Vec<(String, &str, String)> = vec![
-        ("\0".repeat(4097), "aws", "token is too large".into()),
-        (
-            "k8s-aws-v2.asdfasdfa".into(),
-            "aws",
-            "token is missing expected \"k8s-aws-v1.\" prefix".into(),
-        ),
-        (
-            "k8s-aws-v1.decodingerror".into(),
-            "aws",
-            "illegal base64 data".into(),
-        ),
-        (tok(":ab:cd.af:/asda"), "aws", "missing protocol scheme".into()),
-        (tok("http://"), "aws", "unexpected scheme".into()),
-        (
-            tok("https://google.com"),
-            "aws",
-            "input token was not properly formatted: could not parse region for pre-signed URL google.com, invalid host format: google.com".into(),
-        ),
-        (
-            tok("https://sts.cn-north-1.amazonaws.com.cn/abc"),
-            "aws-cn",
-            "unexpected path in pre-signed URL".into(),
-        ),
-        (
-            tok("https://sts.amazonaws.com/abc"),
-            "aws",
-            "unexpected path in pre-signed URL".into(),
-        ),
-        (
-            tok("https://sts.amazonaws.com/?NoInWhiteList=abc"),
-            "aws",
-            "non-whitelisted query parameter".into(),
-        ),
-        (
-            tok("https://sts.amazonaws.com/?action=get&action=post"),
-            "aws",
-            "query parameter with multiple values not supported".into(),
-        ),
-        (
-            tok("https://sts.amazonaws.com/?action=NotGetCallerIdenity"),
-            "aws",
-            "unexpected action parameter in pre-signed URL".into(),
-        ),
-        (
-            tok(&format!("{BASE}&x-amz-signedheaders=abc%3bx-k8s-aws-i%3bdef")),
-            "aws",
-            "client did not sign the x-k8s-aws-id header in the pre-signed URL".into(),
-        ),
-        (
-            tok(&format!(
-                "{BASE}&x-amz-signedheaders=x-k8s-aws-id&x-amz-date={t}&x-amz-expires=9999999"
-            )),
-            "aws",
-            "invalid X-Amz-Expires parameter in pre-signed URL".into(),
-        ),
-        (
-            tok(&format!(
-                "{BASE}&x-amz-signedheaders=x-k8s-aws-id&x-amz-date=xxxxxxx&x-amz-expires=60"
-            )),
-            "aws",
-            "error parsing X-Amz-Date parameter".into(),
-        ),
-        (
-            tok(&format!(
-                "{BASE}&x-amz-signedheaders=x-k8s-aws-id&x-amz-date=19900422T010203Z&x-amz-expires=60"
-            )),
-            "aws",
-            "X-Amz-Date parameter is expired".into(),
-        ),
-        (
-            tok(&format!(
-                "https://sts.sa-east-1.amazonaws.com/?action=GetCallerIdentity&x-amz-signedheaders=x-k8s-aws-id&x-amz-date={t}&x-amz-expires=60%gh"
-            )),
-            "aws",
-            "input token was not properly formatted: malformed query parameter".into(),
-        ),
-        (
-            tok(&format!(
-                "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIABCDEFGHIJKLMNOPQ%2F20220601%2Fus-west-2%2Fsts%2Faws4_request&X-Amz-Date={t}&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=deadbeef&x-amz-credential=eve"
-            )),
-            "aws",
-            "input token was not properly formatted: duplicate query parameter found:".into(),
-        ),
-    ];
-    for (token, partition, want) in cases {
-        let got = err(&token, partition);
+    for case in vectors.cases {
+        let token = match (case.token, case.url) {
+            (Some(token), None) => token.repeat(case.repeat),
+            (None, Some(url)) => tok(&url.replace("{now}", &t)),
+            _ => panic!("a case has a token or a url"),
+        };
+        let got = err(&token, &case.partition);
         assert!(
-            got.contains(&want),
-            "token {token:?}: got {got:?}, want {want:?}"
+            got.contains(&case.want),
+            "token {token:?}: got {got:?}, want {:?}",
+            case.want
         );
     }
 }
