@@ -13,7 +13,10 @@
 # usage: scripts/bench.sh                 full run (about 15 minutes)
 #        BENCH_QUICK=1 scripts/bench.sh   sanity run: short loads, glibc only
 # Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl"),
-# BENCH_PROFILE (release; `debug` only checks this script's plumbing), EXTRA_BINS (below).
+# BENCH_PROFILE (release; `debug` only checks this script's plumbing), EXTRA_BINS (below),
+# PERF=1 (profile the glibc server with `perf record -g` during the cached HTTP/1.1 load and
+# the distinct-token load with the cache on, and print each profile's top entries; perf's
+# sampling costs throughput, so the figures of such a run are not the ones to record).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -188,6 +191,24 @@ record() {
         "$(mib "${8:-0}")" >&2
 }
 
+# With PERF=1, `perf record` samples the glibc server ($2) for one load ($1: a label).
+profiles=()
+perf_start() {
+    perf_pid=
+    [ "${PERF:-0}" = 1 ] && [ "$build" = glibc ] || return 0
+    command -v perf >/dev/null || {
+        apt-get install -y -qq linux-perf >&2
+    }
+    local data="$work/perf-${#profiles[@]}.data"
+    profiles+=("$1")
+    perf record -q -F 999 -g -p "$2" -o "$data" -- sleep "$duration" >/dev/null 2>&1 &
+    perf_pid=$!
+}
+perf_stop() {
+    [ -n "$perf_pid" ] || return 0
+    wait "$perf_pid" || true
+}
+
 wrk_run() { # BUILD CASE PID URL (--body FILE | --bodies FILE)
     local build=$1 label=$2 pid=$3 target=$4 mode=$5 file=$6 out="$work/wrk.txt"
     local threads=2
@@ -200,7 +221,9 @@ wrk.body = io.open("$file"):read("*a")
 LUA
         script=(-s "$work/one.lua")
     fi
+    case "$label" in "one token (cached)" | "distinct tokens, cache on, STS 0 ms") perf_start "$label" "$pid" ;; *) perf_pid= ;; esac
     wrk -t "$threads" -c "$h1_conns" -d "${duration}s" --timeout 10s --latency "$target" "${script[@]}" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+    perf_stop
     if grep -q "Non-2xx\|Socket errors" "$out"; then
         echo "bench: $label: failed requests:" >&2
         cat "$out" >&2
@@ -320,6 +343,20 @@ for build in $builds; do
     echo "| $build | RSS after $tokens distinct tokens ≤ 20 MiB | $(mib "${after[$build]}") MiB | $(verdict "$(mib "${after[$build]}")" 20 max) |"
 done
 echo
+
+if [ "${#profiles[@]}" -gt 0 ]; then
+    echo "## Profiles (glibc, perf record -g, self time)"
+    echo
+    for i in "${!profiles[@]}"; do
+        echo "${profiles[$i]}, HTTP/1.1:"
+        echo
+        echo '```'
+        perf report -i "$work/perf-$i.data" --no-children --stdio --sort dso,symbol --percent-limit 0.8 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -30 | cut -c1-150
+        echo '```'
+        echo
+    done
+fi
 
 echo "## Start-up"
 echo

@@ -44,7 +44,7 @@
 //! | [`fsutil`]    | safe file writes: atomic, exclusive temp files, no links followed       |
 //! | [`error`]     | an error and its causes on one line                                     |
 //! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |
-//! | [`logging`]   | `tracing` to stderr, text or JSON                                       |
+//! | [`logging`]   | `tracing` to stderr, text or JSON; the server's lines written in batches |
 //!
 //! # Request flow (`POST /authenticate`)
 //!

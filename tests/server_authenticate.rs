@@ -28,7 +28,7 @@ struct FakeVerifier(Result<Identity, VerifyError>);
 impl TokenVerifier for FakeVerifier {
     fn verify<'a>(&'a self, _token: &'a Token) -> BoxFuture<'a, Result<Verified, VerifyError>> {
         let r = self.0.clone().map(|identity| Verified {
-            identity,
+            identity: identity.into(),
             expires_at: SystemTime::now() + Duration::from_secs(900),
         });
         Box::pin(async move { r })

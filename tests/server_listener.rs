@@ -45,7 +45,8 @@ impl TokenVerifier for SlowVerifier {
                     account_id: "123456789012".into(),
                     user_id: "AIDAEXAMPLE".into(),
                     ..Identity::default()
-                },
+                }
+                .into(),
                 expires_at: SystemTime::now() + Duration::from_secs(900),
             })
         })

@@ -16,7 +16,7 @@ impl TokenVerifier for Verifier {
             let validated = self.validate(token.expose())?;
             let identity = self.verify_validated(&validated).await?;
             Ok(Verified {
-                identity,
+                identity: identity.into(),
                 expires_at: validated.expires_at,
             })
         })

@@ -3,44 +3,41 @@
 //! The verifier and the mapper sit behind [`TokenVerifier`] and [`IdentityMapper`], so the
 //! handler can be exercised without STS or a mapping backend.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http::{Request, Response};
+use http_body_util::Full;
 use hyper::body::Body;
 use tracing::Instrument as _;
 
 use crate::identity::Identity;
 use crate::token::{Token, VerifyError};
 
+use super::answer::Accepted;
+use super::body::read;
 use super::budget::BodyBudget;
 use super::metrics::WebhookMetrics;
-use super::outcome::{Denial, DenyStatus, Malformed, Outcome, Unavailable};
-use super::review::{TokenReviewRequest, UserInfo};
+use super::outcome::{Denial, DenyStatus, Outcome, Unavailable};
+use super::review::TokenReviewRequest;
 
+pub use super::answer::uid;
+pub use super::body::MAX_BODY_BYTES;
 pub use super::metrics::AuthResult;
 
 /// A boxed, sendable future: what the object-safe traits below return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The largest request body read. A TokenReview carrying a 4 KiB token is ~4.5 KiB; the
-/// rest is headroom for metadata an apiserver may add.
-///
-/// upstream: pkg/server/server.go reads bodies without a limit; we stop at 64 KiB and answer
-/// 413 because an unbounded read lets any client exhaust memory.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
 /// A token STS has vouched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Who signed the token.
-    pub identity: Identity,
+    /// Who signed the token; shared, so an answer from the identity cache costs no copy.
+    pub identity: Arc<Identity>,
     /// When the token stops being acceptable (its `X-Amz-Date` plus STS's 15 minutes):
     /// the identity cache never keeps the entry longer.
     pub expires_at: SystemTime,
@@ -199,7 +196,7 @@ impl Authenticate {
                 return denied(version, Denial::NotMapped, answer, &reason);
             }
         };
-        let user = user_info(id, user, loggable);
+        let user = Accepted::new(id, user, loggable);
         // One line per review, the cached ones too: who came in, as whom. It carries what
         // upstream splits over an "STS response" line and this one; that line would claim
         // an STS call even when the cache answered.
@@ -220,92 +217,6 @@ impl Authenticate {
         );
         Outcome::Allowed { version, user }
     }
-}
-
-/// Reads a TokenReview: POST, a body within [`MAX_BODY_BYTES`] and the body budget, the
-/// first JSON value.
-async fn read<B>(
-    method: &Method,
-    body: B,
-    budget: &BodyBudget,
-    peer: IpAddr,
-) -> Result<TokenReviewRequest, Malformed>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    if method != Method::POST {
-        return Err(Malformed::Method);
-    }
-    let mut held = budget.hold(peer);
-    let bytes = collect(body, &mut held).await?;
-    if bytes.is_empty() {
-        return Err(Malformed::NoBody);
-    }
-    // Like Go's json.Decoder, read the first JSON value and ignore whatever follows.
-    match serde_json::Deserializer::from_slice(&bytes)
-        .into_iter::<TokenReviewRequest>()
-        .next()
-    {
-        Some(Ok(r)) => Ok(r),
-        _ => Err(Malformed::NotTokenReview),
-    }
-}
-
-/// Collects a body of at most [`MAX_BODY_BYTES`], each byte taken from `held` first.
-///
-/// The frames are copied into one buffer and dropped at once: a frame is a slice of the
-/// connection's read buffer, and keeping many small ones would keep whole read buffers
-/// alive, so the memory held would be more than the bytes counted.
-async fn collect<B>(body: B, held: &mut super::budget::Held) -> Result<Vec<u8>, Malformed>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let announced = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
-    if announced > MAX_BODY_BYTES {
-        tracing::warn!(limit = MAX_BODY_BYTES, "request body too large");
-        return Err(Malformed::TooLarge);
-    }
-    let mut body = std::pin::pin!(body);
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => {
-                // The client went away or broke the framing mid-body: treat it as no body.
-                tracing::debug!(error = %e.into(), "could not read request body");
-                return Err(Malformed::NoBody);
-            }
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        let len = bytes.len() + data.len();
-        if len > MAX_BODY_BYTES {
-            tracing::warn!(limit = MAX_BODY_BYTES, "request body too large");
-            return Err(Malformed::TooLarge);
-        }
-        // The buffer's capacity is what is held. It grows to the announced length, else
-        // doubles (so a body in tiny frames is not copied over and over), never past the
-        // limit.
-        if len > bytes.capacity() {
-            let want = len
-                .max(announced)
-                .max(bytes.capacity() * 2)
-                .min(MAX_BODY_BYTES);
-            if held.grow(want - bytes.capacity()).is_err() {
-                tracing::warn!(
-                    held = held.bytes(),
-                    "request body budget spent; answering 503"
-                );
-                return Err(Malformed::Busy);
-            }
-            bytes.reserve_exact(want - bytes.len());
-        }
-        bytes.extend_from_slice(&data);
-    }
-    Ok(bytes)
 }
 
 /// A definitive denial: `answer` is what a 403 answer would say, `log` what our log says.
@@ -342,52 +253,6 @@ fn verify_failed(version: &'static str, e: &VerifyError, token: &str) -> Outcome
     };
     tracing::warn!(error = log, "no verdict: STS unavailable");
     Outcome::Unavailable { version, cause }
-}
-
-/// The `status.user` of an accepted token: with the identity's details, or for a scrubbed
-/// account only the mapped name and groups.
-/// The `status.user.uid` of a mapped identity: `aws-iam-authenticator:<account>:<user
-/// id>`, or for a scrubbed (not loggable) account `aws-iam-authenticator:administrative:<username>`.
-pub fn uid(id: &Identity, username: &str, loggable: bool) -> String {
-    if loggable {
-        format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id)
-    } else {
-        format!("aws-iam-authenticator:administrative:{username}")
-    }
-}
-
-fn user_info(id: &Identity, user: MappedUser, loggable: bool) -> UserInfo {
-    if loggable {
-        UserInfo {
-            uid: uid(id, &user.username, true),
-            extra: extra(id),
-            username: user.username,
-            groups: user.groups,
-        }
-    } else {
-        UserInfo {
-            uid: uid(id, &user.username, false),
-            extra: BTreeMap::new(),
-            username: user.username,
-            groups: user.groups,
-        }
-    }
-}
-
-/// Upstream's six `extra` keys.
-fn extra(id: &Identity) -> BTreeMap<String, Vec<String>> {
-    [
-        ("arn", &id.arn),
-        ("canonicalArn", &id.canonical_arn),
-        // Present even when empty, as upstream.
-        ("sessionName", &id.session_name),
-        ("accessKeyId", &id.access_key_id),
-        ("principalId", &id.user_id),
-        ("sigs.k8s.io/aws-iam-authenticator/principalId", &id.user_id),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), vec![v.clone()]))
-    .collect()
 }
 
 /// Keeps anything secret out of a message that is about to be logged: the token itself

@@ -237,7 +237,8 @@ mod tests {
                     identity: Identity {
                         user_id: token.expose().to_owned(),
                         ..Identity::default()
-                    },
+                    }
+                    .into(),
                     expires_at: SystemTime::now() + self.valid_for,
                 })
             })

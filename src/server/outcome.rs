@@ -19,8 +19,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use super::answer::Accepted;
 use super::metrics::AuthResult;
-use super::review::{TokenReview, UserInfo};
+use super::review::TokenReview;
 
 /// The seconds a throttled caller is asked to wait (`Retry-After`).
 pub const THROTTLED_RETRY_AFTER_SECS: u32 = 1;
@@ -167,7 +168,7 @@ pub enum Outcome {
         /// The answer's `apiVersion`.
         version: &'static str,
         /// Who.
-        user: UserInfo,
+        user: Accepted,
     },
 }
 
@@ -220,9 +221,12 @@ impl Outcome {
                 r
             }
             // upstream writes a success with json.Encoder, which ends it with a newline.
-            Self::Allowed { version, user } => {
-                review_response(StatusCode::OK, &TokenReview::allowed(version, user), true)
-            }
+            Self::Allowed { version, user } => json_response(
+                StatusCode::OK,
+                user.to_json(version)
+                    .unwrap_or_else(|_| fallback_denial(version)),
+                true,
+            ),
         }
     }
 }
@@ -232,10 +236,18 @@ fn review_response(
     review: &TokenReview,
     newline: bool,
 ) -> Response<Full<Bytes>> {
-    // Serialising these plain structs cannot fail; fall back to a static deny all the same.
-    let mut body = serde_json::to_vec(review).unwrap_or_else(|_| {
+    let body = serde_json::to_vec(review).unwrap_or_else(|_| fallback_denial(&review.api_version));
+    json_response(status, body, newline)
+}
+
+/// What is answered should serialising fail (it cannot: plain structs of strings).
+fn fallback_denial(version: &str) -> Vec<u8> {
+    serde_json::to_vec(&TokenReview::denied(version)).unwrap_or_else(|_| {
         br#"{"metadata":{},"spec":{},"status":{"authenticated":false,"user":{}}}"#.to_vec()
-    });
+    })
+}
+
+fn json_response(status: StatusCode, mut body: Vec<u8>, newline: bool) -> Response<Full<Bytes>> {
     if newline {
         body.push(b'\n');
     }

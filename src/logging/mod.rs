@@ -1,0 +1,205 @@
+//! Logs: `tracing` to **stderr**, always (stdout belongs to `token`'s ExecCredential and
+//! to the other subcommands' machine-readable output), in upstream's logrus shapes so that
+//! existing log queries and alerts keep working:
+//!
+//! - text: `time="2006-01-02T15:04:05Z" level=info msg="…" key=value`, logrus's
+//!   `TextFormatter` as it prints without a terminal;
+//! - JSON: `{"level":"info","msg":"…","time":"…",…}`, logrus's `JSONFormatter`.
+//!
+//! Our structured fields follow as extra keys in both.
+//!
+//! Setup here; the lines' shapes in `record`, the layer that prints events in `layer`.
+//!
+//! The server writes its lines off the request path ([`Output::Background`]): a request
+//! formats its line and hands it to a bounded queue that one thread drains to stderr, in
+//! batches. When that thread falls behind (stderr blocked: a stalled log collector), the
+//! queue fills and the next line waits for room: requests slow down, but no line (an
+//! audit record of who was let in) is ever dropped. [`flush`] empties the queue before
+//! the process exits or execs.
+
+mod layer;
+mod record;
+pub mod writer;
+
+use std::io::Write as _;
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The target of the last error a command reports before it exits 1; logged at level
+/// `fatal`, as upstream's `logrus.Fatalf` does.
+pub const FATAL_TARGET: &str = "aws_iam_authenticator::fatal";
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `key=value` text lines (upstream's logrus text formatter shape).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text`/`json`; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Upstream's first line of `init` and `server`: `Authenticator Version: "0.7.18", "<commit>"`.
+pub fn version_line() -> String {
+    format!(
+        "Authenticator Version: {:?}, {:?}",
+        crate::VERSION,
+        crate::COMMIT
+    )
+}
+
+/// Announces the version as `init` and `server` do first thing.
+///
+/// upstream: cmd/aws-iam-authenticator/{init,server}.go print this line with `fmt.Printf` on
+/// stdout whatever the log format; in text mode we print it the same way, byte for byte
+/// (scripts grep for it). With `--log-format=json` we log it instead, as one JSON record
+/// on stderr with `version` and `commit` fields, because then every line the process
+/// prints must be JSON: a log pipeline (the Talos extension's `LOG_FORMAT=json`) parses
+/// each line, and a plain one breaks it. Nothing else of `init` or `server` goes to stdout.
+pub fn announce_version(format: &str) {
+    if LogFormat::parse(format) == Some(LogFormat::Json) {
+        tracing::info!(
+            version = crate::VERSION,
+            commit = crate::COMMIT,
+            "{}",
+            version_line()
+        );
+    } else {
+        println!("{}", version_line());
+    }
+}
+
+/// Maps upstream's logrus level names onto tracing's. `panic`/`fatal` have no tracing
+/// equivalent and become `error`.
+pub fn parse_level(s: &str) -> Option<tracing::Level> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "panic" | "fatal" | "error" => tracing::Level::ERROR,
+        "warn" | "warning" => tracing::Level::WARN,
+        "info" => tracing::Level::INFO,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => return None,
+    })
+}
+
+/// The message upstream prints for an invalid `--log-verbosity`.
+pub fn invalid_level_message(level: &str) -> String {
+    format!(
+        "Invalid log level \"{level}\". Valid values are: panic, fatal, error, warning, info, debug, trace"
+    )
+}
+
+/// Where log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// On the calling thread, line by line: for the short commands, whose few lines must
+    /// keep their order with what the command prints itself.
+    Direct,
+    /// Through the bounded queue of the background writer ([`writer`]): for the server.
+    Background,
+}
+
+/// Joins the background writer once it has written every queued line.
+static BACKGROUND: Mutex<Option<writer::Guard>> = Mutex::new(None);
+
+/// Installs the global subscriber. Our own crate logs at `level`; dependencies only at
+/// `warn` and above, so hyper or the AWS SDK don't flood the webhook's log.
+/// `AWS_IAM_AUTHENTICATOR_LOG_FILTER` (an `EnvFilter` directive) overrides that, for debugging.
+pub fn init(format: LogFormat, level: tracing::Level, output: Output) {
+    let filter = std::env::var("AWS_IAM_AUTHENTICATOR_LOG_FILTER")
+        .ok()
+        .and_then(|d| EnvFilter::try_new(d).ok())
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "warn,aws_iam_authenticator={}",
+                level.as_str().to_ascii_lowercase()
+            ))
+        });
+    match output {
+        Output::Direct => {
+            install(filter, format, std::io::stderr);
+        }
+        Output::Background => {
+            let (writer, guard) = match writer::Background::start(std::io::stderr()) {
+                Ok(started) => started,
+                Err(e) => {
+                    // No thread to spare: log on the calling thread rather than not at all.
+                    install(filter, format, std::io::stderr);
+                    tracing::warn!(error = %e, "could not start the log writer thread; logging directly");
+                    return;
+                }
+            };
+            if install(filter, format, writer) {
+                *BACKGROUND
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+            }
+        }
+    }
+}
+
+/// Installs the subscriber writing to `writer`; whether it was installed. A second init
+/// (tests that call the CLI entry point twice) is harmless: the first stays.
+fn install<W>(filter: EnvFilter, format: LogFormat, writer: W) -> bool
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer::Logrus::new(format, writer))
+        .try_init()
+        .is_ok()
+}
+
+/// Writes out every queued line and stops the background writer (a no-op for
+/// [`Output::Direct`]). Call it before the process exits or execs: lines logged after it
+/// are lost.
+pub fn flush() {
+    let guard = BACKGROUND
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(guard) = guard {
+        guard.close();
+    }
+    let _ = std::io::stderr().flush();
+}
+
+/// Logs the error a command ends with, at logrus's `fatal` level.
+pub fn fatal(message: &str) {
+    tracing::error!(target: FATAL_TARGET, "{message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(parse_level("WARNING"), Some(tracing::Level::WARN));
+        assert_eq!(parse_level("fatal"), Some(tracing::Level::ERROR));
+        assert_eq!(parse_level("loud"), None);
+        assert!(invalid_level_message("loud").starts_with("Invalid log level \"loud\""));
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(LogFormat::parse("json"), Some(LogFormat::Json));
+        assert_eq!(LogFormat::parse("yaml"), None);
+    }
+}

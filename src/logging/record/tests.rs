@@ -1,0 +1,161 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn at() -> OffsetDateTime {
+    // 2026-12-02T00:19:41Z
+    OffsetDateTime::from_unix_timestamp(1_796_170_781).unwrap()
+}
+
+fn text(level: &'static str, msg: &str, fields: &[(&'static str, Value)]) -> String {
+    let mut out = String::new();
+    Record {
+        time: at(),
+        level,
+        msg,
+        fields,
+    }
+    .text(&mut out);
+    out
+}
+
+fn json(level: &'static str, msg: &str, fields: &[(&'static str, Value)]) -> String {
+    let mut out = String::new();
+    Record {
+        time: at(),
+        level,
+        msg,
+        fields,
+    }
+    .json(&mut out);
+    out
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.to_owned())
+}
+
+#[test]
+fn text_lines_are_logrus_lines() {
+    let cases = [
+        (
+            text(
+                "info",
+                "STS response",
+                &[("arn", s("arn:aws:iam::1:role/x"))],
+            ),
+            r#"time="2026-12-02T00:19:41Z" level=info msg="STS response" arn="arn:aws:iam::1:role/x""#,
+        ),
+        (
+            text(
+                "warning",
+                "ok",
+                &[("b", s("plain-1.2_x/y@z^+")), ("a", s(""))],
+            ),
+            r#"time="2026-12-02T00:19:41Z" level=warning msg=ok a= b=plain-1.2_x/y@z^+"#,
+        ),
+        (
+            text(
+                "error",
+                "say \"hi\"\n",
+                &[
+                    ("n", Value::Json(7.into())),
+                    ("t", Value::Json(true.into())),
+                ],
+            ),
+            r#"time="2026-12-02T00:19:41Z" level=error msg="say \"hi\"\n" n=7 t=true"#,
+        ),
+        (
+            text("info", "m", &[("msg", s("x")), ("time", s("y"))]),
+            r#"time="2026-12-02T00:19:41Z" level=info msg=m fields.msg=x fields.time=y"#,
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn json_lines_are_logrus_lines() {
+    let line = json(
+        "warning",
+        "a <b> & c",
+        &[
+            ("accountid", s("123")),
+            ("count", Value::Json(3.into())),
+            ("level", s("x")),
+        ],
+    );
+    assert_eq!(
+        line,
+        r#"{"accountid":"123","count":3,"fields.level":"x","level":"warning","msg":"a \u003cb\u003e \u0026 c","time":"2026-12-02T00:19:41Z"}"#
+    );
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["msg"], "a <b> & c");
+}
+
+#[test]
+fn a_field_recorded_twice_keeps_the_last_value() {
+    let mut f = Fields::default();
+    f.insert("a", s("1"));
+    f.insert("b", s("2"));
+    f.insert("a", s("3"));
+    assert_eq!(f.rest, [("a", s("3")), ("b", s("2"))]);
+    let mut event = Fields::default();
+    event.insert("b", s("mine"));
+    let span = Fields {
+        msg: "span message".into(),
+        rest: vec![("c", s("4"))],
+    };
+    event.inherit(&span);
+    assert_eq!(
+        event.rest,
+        [
+            ("b", s("mine")),
+            ("c", s("4")),
+            ("message", s("span message"))
+        ]
+    );
+}
+
+#[test]
+fn level_names_and_time() {
+    assert_eq!(level_name(Level::WARN), "warning");
+    assert_eq!(level_name(Level::ERROR), "error");
+    let mut out = String::new();
+    push_time(
+        &mut out,
+        OffsetDateTime::from_unix_timestamp(1_136_214_245).unwrap(),
+    );
+    assert_eq!(out, "2006-01-02T15:04:05Z");
+}
+
+/// What the lines were before they were written by hand: serde_json's string, then Go's
+/// extra escapes.
+fn serde_then_go(s: &str) -> String {
+    serde_json::to_string(s)
+        .unwrap()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+proptest! {
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_then_go(s in any::<String>()) {
+        let mut out = String::new();
+        push_json_str(&mut out, &s);
+        prop_assert_eq!(&out, &serde_then_go(&s));
+        let back: String = serde_json::from_str(&out).unwrap();
+        prop_assert_eq!(back, s);
+    }
+
+    #[test]
+    fn json_strings_of_special_characters(s in "[\\x00-\\x1f\"\\\\<>&\u{2028}\u{2029}a-z\u{e9}]{0,40}") {
+        let mut out = String::new();
+        push_json_str(&mut out, &s);
+        prop_assert_eq!(out, serde_then_go(&s));
+    }
+}
