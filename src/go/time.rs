@@ -69,30 +69,42 @@ fn getnum(s: &str, fixed: bool) -> Option<(u8, &str)> {
     }
 }
 
+/// The `2006` field at the start of `value`: four characters, an optional sign then
+/// digits (Go's `atoi`). Returns the year and what follows.
+fn year(value: &str) -> Result<(i32, &str), String> {
+    let p = value
+        .as_bytes()
+        .get(..4)
+        .ok_or_else(|| cannot_parse(value, value, "2006"))?;
+    let (neg, digits) = match p[0] {
+        b'-' => (true, &p[1..]),
+        b'+' => (false, &p[1..]),
+        _ => (false, p),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(cannot_parse(value, value, "2006"));
+    }
+    let v = digits
+        .iter()
+        .fold(0i32, |a, d| a * 10 + i32::from(d - b'0'));
+    Ok((if neg { -v } else { v }, &value[4..]))
+}
+
+/// `rest` without a leading fractional second (`.123` or `,123`): Go accepts one after a
+/// seconds field even when the layout has none.
+fn skip_fraction(rest: &str) -> &str {
+    let b = rest.as_bytes();
+    if b.len() >= 2 && (b[0] == b'.' || b[0] == b',') && b[1].is_ascii_digit() {
+        let n = 1 + b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        return &rest[n..];
+    }
+    rest
+}
+
 /// Parses `value` with layout `20060102T150405Z`.
 pub fn parse_amz_date(value: &str) -> Result<AmzDate, String> {
     let range = |what: &str| format!("parsing time {}: {what} out of range", quote(value));
-    let mut rest = value;
-    // "2006": four characters, an optional sign then digits (Go's atoi).
-    let year = {
-        let b = rest.as_bytes();
-        let p = b
-            .get(..4)
-            .ok_or_else(|| cannot_parse(value, rest, "2006"))?;
-        let (neg, digits) = match p[0] {
-            b'-' => (true, &p[1..]),
-            b'+' => (false, &p[1..]),
-            _ => (false, p),
-        };
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return Err(cannot_parse(value, rest, "2006"));
-        }
-        let v = digits
-            .iter()
-            .fold(0i32, |a, d| a * 10 + i32::from(d - b'0'));
-        rest = &rest[4..];
-        if neg { -v } else { v }
-    };
+    let (year, mut rest) = year(value)?;
     let (month, r) = getnum(rest, true).ok_or_else(|| cannot_parse(value, rest, "01"))?;
     if !(1..=12).contains(&month) {
         return Err(range("month"));
@@ -118,13 +130,7 @@ pub fn parse_amz_date(value: &str) -> Result<AmzDate, String> {
         return Err(range("second"));
     }
     rest = r;
-    // Go accepts fractional seconds after a seconds field even when the layout has none.
-    let b = rest.as_bytes();
-    if b.len() >= 2 && (b[0] == b'.' || b[0] == b',') && b[1].is_ascii_digit() {
-        let n = 1 + b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        rest = &rest[n..];
-    }
-    rest = rest
+    rest = skip_fraction(rest)
         .strip_prefix('Z')
         .ok_or_else(|| cannot_parse(value, rest, "Z"))?;
     if !rest.is_empty() {
