@@ -323,8 +323,13 @@ async fn not_found_fails_fast_and_is_cached_briefly() {
     assert_eq!(emu.calls().len(), 1);
     // Found ids in the same process still work.
     assert_eq!(l.private_dns_name(&id(0)).await.unwrap(), dns(0));
-    // After the negative TTL, EC2 is asked again (the instance may exist by now).
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // After the negative TTL, EC2 is asked again (the instance may exist by now). The
+    // TTL is on tokio's clock: it is advanced past it instead of slept through, and
+    // resumed before the next lookup's real I/O (a paused clock would jump ahead while
+    // the lookup waits on its socket).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(350)).await;
+    tokio::time::resume();
     emu.state
         .lock()
         .unwrap()

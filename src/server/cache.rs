@@ -375,7 +375,9 @@ mod tests {
         assert_eq!(fake.calls(), 1);
     }
 
-    #[tokio::test]
+    // Paused time: only the fake's delay and the test's own steps wait, so the clock
+    // jumps through them; a stranded follower would run into the 5 s timeout.
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_leader_does_not_strand_followers() {
         let fake = Fake::new(Duration::from_millis(100), Duration::from_secs(900));
         let c = Arc::new(cache(&fake, 10, Duration::from_secs(60)));
