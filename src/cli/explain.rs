@@ -86,7 +86,7 @@ pub async fn run(args: ExplainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             let sts = args.sts.options();
             let partition: Partition = config.partition;
             let cluster = cluster_id.unwrap_or_default();
-            super::verify::verify_token(token, cluster, partition, &sts).await?
+            crate::token::once::verify(token, cluster, partition, &sts).await?
         }
         (None, None) => {
             return Err(

@@ -1,20 +1,14 @@
 //! `verify`: run the server's verification of a token (including the STS call) and print
 //! the identity.
 
-use std::time::SystemTime;
-
-use anyhow::Context as _;
 use clap::Args;
 
 use super::args::StsArgs;
 use super::{GlobalArgs, UsageError};
 use crate::aws::Partition;
-use crate::aws::endpoints::HostError;
-use crate::config::{Layers, StsOptions};
+use crate::config::Layers;
 use crate::identity::Identity;
-use crate::sts;
-use crate::token::VerifyError;
-use crate::token::verify::{Verifier, validate};
+use crate::token::once;
 
 /// Flags of `verify`.
 #[derive(Debug, Args)]
@@ -62,7 +56,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     })?;
 
     let sts_options = args.sts.options();
-    let identity = verify_token(&token, cluster_id, partition, &sts_options).await?;
+    let identity = once::verify(&token, cluster_id, partition, &sts_options).await?;
 
     if output == "json" {
         println!("{}", to_json(&identity)?);
@@ -70,33 +64,6 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         println!("{}", go_struct(&identity));
     }
     Ok(())
-}
-
-/// The server's verification of `token` (format checks, then STS), as `verify` runs it.
-pub(crate) async fn verify_token(
-    token: &str,
-    cluster_id: String,
-    partition: Partition,
-    sts_options: &StsOptions,
-) -> anyhow::Result<Identity> {
-    let client = sts::Client::new(sts_options, sts::StsMetrics::default())?;
-    // upstream: always asks IMDS first (seconds off EC2); the instance region only
-    // matters when the token's host is not in the endpoint table, so we look it up only
-    // then.
-    let needs_region = matches!(
-        validate(token, partition, None, SystemTime::now()),
-        Err(VerifyError::Host(HostError::UnexpectedHostname(_)))
-    );
-    let region = if needs_region {
-        sts::instance_region().await
-    } else {
-        None
-    };
-    let verifier = Verifier::new(cluster_id, partition, region, client);
-    verifier
-        .verify(token)
-        .await
-        .context("could not verify token")
 }
 
 /// Go's `json.MarshalIndent(id, "", "    ")`.

@@ -3,10 +3,12 @@
 //! * [`generate`] presigns the URL (client side, `token`).
 //! * [`verify`] checks a token without I/O ([`verify::validate`]) and then asks STS
 //!   ([`verify::Verifier`]), for `verify` and the webhook.
+//! * [`once`] checks one token as the server does, for `verify` and `explain --token`.
 //! * [`exec_credential`] is the `client.authentication.k8s.io` object kubectl reads.
 
 pub mod exec_credential;
 pub mod generate;
+pub mod once;
 pub mod verify;
 
 use std::fmt;
