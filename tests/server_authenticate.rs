@@ -3,53 +3,24 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on setup failure by design
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use aws_iam_authenticator::identity::Identity;
 use aws_iam_authenticator::metrics;
-use aws_iam_authenticator::server::authenticate::{BoxFuture, MAX_BODY_BYTES};
+use aws_iam_authenticator::server::authenticate::MAX_BODY_BYTES;
 use aws_iam_authenticator::server::process;
 use aws_iam_authenticator::server::review::{V1, V1BETA1};
-use aws_iam_authenticator::server::{
-    App, Authenticate, DenyStatus, IdentityMapper, MappedUser, TokenVerifier, Verified,
-    WebhookMetrics,
-};
-use aws_iam_authenticator::token::{Token, VerifyError};
+use aws_iam_authenticator::server::{App, Authenticate, DenyStatus, MappedUser, WebhookMetrics};
+use aws_iam_authenticator::token::VerifyError;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use serde_json::{Value, json};
 
-struct FakeVerifier(Result<Identity, VerifyError>);
-
-impl TokenVerifier for FakeVerifier {
-    fn verify<'a>(&'a self, _token: &'a Token) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        let r = self.0.clone().map(|identity| Verified {
-            identity: identity.into(),
-            expires_at: SystemTime::now() + Duration::from_secs(900),
-        });
-        Box::pin(async move { r })
-    }
-}
-
-struct FakeMapper(BTreeMap<String, MappedUser>);
-
-impl IdentityMapper for FakeMapper {
-    fn map<'a>(&'a self, identity: &'a Identity) -> BoxFuture<'a, Result<MappedUser, String>> {
-        let r = self
-            .0
-            .get(&identity.canonical_arn)
-            .cloned()
-            .ok_or_else(|| format!("ARN is not mapped: {}", identity.canonical_arn));
-        Box::pin(async move { r })
-    }
-    fn is_ready(&self) -> bool {
-        true
-    }
-}
+use common::fakes::{FakeMapper, FakeVerifier};
 
 /// Upstream's role-mapping vector.
 fn test_identity() -> Identity {
@@ -65,13 +36,13 @@ fn test_identity() -> Identity {
 }
 
 fn test_mapper() -> FakeMapper {
-    FakeMapper(BTreeMap::from([(
+    FakeMapper::of([(
         "arn:aws:iam::0123456789012:role/Test".to_owned(),
         MappedUser {
             username: "TestUser".into(),
             groups: vec!["sys:admin".into(), "listers".into()],
         },
-    )]))
+    )])
 }
 
 /// The handler with its metrics and the process collector on a registry of its own,
@@ -81,7 +52,7 @@ fn app(verify: Result<Identity, VerifyError>, scrubbed: &[&str]) -> App {
     process::register(&mut root);
     let m = WebhookMetrics::register(metrics::prefixed(&mut root));
     let handler = Authenticate::new(
-        Arc::new(FakeVerifier(verify)),
+        Arc::new(FakeVerifier::answering(verify)),
         Arc::new(test_mapper()),
         scrubbed.iter().map(|s| (*s).to_owned()),
     );
@@ -359,7 +330,7 @@ async fn deny_with_forbidden_restores_upstream_403() {
     let forbidden = |verify: Result<Identity, VerifyError>| {
         App::new(
             Authenticate::new(
-                Arc::new(FakeVerifier(verify)),
+                Arc::new(FakeVerifier::answering(verify)),
                 Arc::new(test_mapper()),
                 Vec::new(),
             )
@@ -437,14 +408,14 @@ async fn empty_session_name_is_still_present_and_empty_groups_omitted() {
     let mut id = test_identity();
     id.session_name = String::new();
     let app = App::new(Authenticate::new(
-        Arc::new(FakeVerifier(Ok(id))),
-        Arc::new(FakeMapper(BTreeMap::from([(
+        Arc::new(FakeVerifier::answering(Ok(id))),
+        Arc::new(FakeMapper::of([(
             "arn:aws:iam::0123456789012:role/Test".to_owned(),
             MappedUser {
                 username: "TestUser".into(),
                 groups: vec![],
             },
-        )]))),
+        )])),
         Vec::new(),
     ));
     let a = authenticate(&app, V1, TOKEN).await;
@@ -530,7 +501,7 @@ async fn spent_body_budget_is_503_with_retry_after() {
     assert_eq!(budget.per_peer(), MAX_BODY_BYTES);
     let app = Arc::new(App::new(
         Authenticate::new(
-            Arc::new(FakeVerifier(Ok(test_identity()))),
+            Arc::new(FakeVerifier::answering(Ok(test_identity()))),
             Arc::new(test_mapper()),
             Vec::new(),
         )

@@ -8,16 +8,13 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_iam_authenticator::identity::Identity;
 use aws_iam_authenticator::metrics;
-use aws_iam_authenticator::server::authenticate::BoxFuture;
 use aws_iam_authenticator::server::{
-    App, Authenticate, IdentityMapper, ListenerConfig, MappedUser, Server, TokenVerifier, Verified,
-    WebhookMetrics, process,
+    App, Authenticate, ListenerConfig, MappedUser, Server, WebhookMetrics, process,
 };
-use aws_iam_authenticator::token::{Token, VerifyError};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -27,47 +24,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-struct SlowVerifier {
-    delay: Duration,
-}
+use common::fakes::{FakeMapper, FakeVerifier};
 
-impl TokenVerifier for SlowVerifier {
-    fn verify<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.delay).await;
-            if token.expose() == "panic" {
-                panic!("verifier bug");
-            }
-            Ok(Verified {
-                identity: Identity {
-                    arn: "arn:aws:iam::123456789012:user/alice".into(),
-                    canonical_arn: "arn:aws:iam::123456789012:user/alice".into(),
-                    account_id: "123456789012".into(),
-                    user_id: "AIDAEXAMPLE".into(),
-                    ..Identity::default()
-                }
-                .into(),
-                expires_at: SystemTime::now() + Duration::from_secs(900),
-            })
-        })
-    }
-}
-
-struct Mapper {
-    ready: Arc<AtomicBool>,
-}
-
-impl IdentityMapper for Mapper {
-    fn map<'a>(&'a self, _identity: &'a Identity) -> BoxFuture<'a, Result<MappedUser, String>> {
-        Box::pin(async {
-            Ok(MappedUser {
-                username: "alice".into(),
-                groups: vec!["devs".into()],
-            })
-        })
-    }
-    fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+fn alice() -> Identity {
+    Identity {
+        arn: "arn:aws:iam::123456789012:user/alice".into(),
+        canonical_arn: "arn:aws:iam::123456789012:user/alice".into(),
+        account_id: "123456789012".into(),
+        user_id: "AIDAEXAMPLE".into(),
+        ..Identity::default()
     }
 }
 
@@ -99,10 +64,17 @@ async fn start(delay: Duration, limits: ListenerConfig, grace: Duration) -> Fixt
     process::register(&mut registry);
     let counted = WebhookMetrics::register(metrics::prefixed(&mut registry));
     let handler = Authenticate::new(
-        Arc::new(SlowVerifier { delay }),
-        Arc::new(Mapper {
-            ready: ready.clone(),
+        Arc::new(FakeVerifier {
+            answer: Ok(alice()),
+            delay,
         }),
+        Arc::new(FakeMapper::everyone_as(
+            MappedUser {
+                username: "alice".into(),
+                groups: vec!["devs".into()],
+            },
+            ready.clone(),
+        )),
         Vec::new(),
     );
     let app = App::new(handler.with_metrics(counted)).with_registry(Arc::new(registry));

@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod docs;
 pub mod fake_k8s;
+pub mod fakes;
 pub mod golden;
 pub mod http;
 pub mod process;
