@@ -21,14 +21,15 @@
 //! replace are both picked up within a second).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
 use super::metrics::{E2eType, MapperMetrics};
+use super::published::Published;
 use super::table::{Hit, RoleKey, Table};
 use super::trace::Trace;
 use super::watch::{self, Event, FileWatch};
@@ -181,26 +182,18 @@ pub(crate) fn e2e_latency(last_updated: &str) -> Option<f64> {
 struct State {
     path: PathBuf,
     strict: bool,
-    table: RwLock<Arc<Table>>,
-    ready: AtomicBool,
+    table: Published<Table>,
     loaded_once: AtomicBool,
     metrics: MapperMetrics,
 }
 
 impl State {
     fn table(&self) -> Arc<Table> {
-        match self.table.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.table.load()
     }
 
     fn set_table(&self, table: Table) {
-        let table = Arc::new(table);
-        match self.table.write() {
-            Ok(mut g) => *g = table,
-            Err(poisoned) => *poisoned.into_inner() = table,
-        }
+        self.table.store(Arc::new(table));
     }
 
     fn reject(&self, why: &Error) {
@@ -262,8 +255,7 @@ impl DynamicFileMapper {
         let state = Arc::new(State {
             path: path.clone(),
             strict,
-            table: RwLock::new(Arc::new(Table::default())),
-            ready: AtomicBool::new(false),
+            table: Published::default(),
             loaded_once: AtomicBool::new(false),
             metrics,
         });
@@ -275,7 +267,7 @@ impl DynamicFileMapper {
                 "dynamic file does not exist yet; no mappings until it appears"
             ),
         }
-        state.ready.store(true, Ordering::SeqCst);
+        state.table.set_ready();
         let follow = watch::follow(&state, watch, |state, event| async move {
             state.apply(event);
         });
@@ -344,7 +336,7 @@ impl Mapper for DynamicFileMapper {
     }
 
     fn is_ready(&self) -> bool {
-        self.state.ready.load(Ordering::SeqCst)
+        self.state.table.is_ready()
     }
 }
 

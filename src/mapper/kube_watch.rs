@@ -15,8 +15,6 @@
 //! a request never sees half a listing as the whole truth.
 
 use std::fmt::Display;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 
 use futures_util::{Stream, StreamExt};
 use kube::Api;
@@ -154,42 +152,6 @@ where
                 tracing::warn!(error = %e, "Unable to re-establish watch on {what}, backing off");
             }
         }
-    }
-}
-
-/// What a watched backend answers from: the latest snapshot its loop published, and
-/// whether it is whole yet. Readers take the snapshot without waiting on the loop's
-/// work (which builds the next one apart).
-#[derive(Debug, Default)]
-pub struct Published<T> {
-    snapshot: RwLock<Arc<T>>,
-    ready: AtomicBool,
-}
-
-impl<T> Published<T> {
-    /// The current snapshot.
-    pub fn load(&self) -> Arc<T> {
-        // A writer cannot panic while holding the lock (it only swaps an Arc), so a
-        // poisoned lock still holds a whole snapshot.
-        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Replaces the snapshot.
-    pub fn store(&self, snapshot: Arc<T>) {
-        *self
-            .snapshot
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = snapshot;
-    }
-
-    /// Whether the first complete listing has been published.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-
-    /// Marks the first complete listing published.
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::SeqCst);
     }
 }
 

@@ -16,6 +16,7 @@ pub mod dynamic_file;
 pub mod file;
 pub mod kube_watch;
 pub mod metrics;
+pub mod published;
 pub mod table;
 pub mod template;
 pub mod trace;

@@ -49,8 +49,9 @@ use kube::runtime::watcher;
 use tokio_util::task::AbortOnDropHandle;
 
 use self::reduce::{Effect, State, Tables};
-use super::kube_watch::{self, Act, Published};
+use super::kube_watch::{self, Act};
 use super::metrics::{InvalidEntries, InvalidEntry, MapperMetrics};
+use super::published::Published;
 use super::trace::Trace;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::BackendMode;

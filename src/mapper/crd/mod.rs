@@ -37,7 +37,8 @@ pub use self::types::{
     COMPONENT, GROUP, IamIdentityMapping, IamIdentityMappingSpec, IamIdentityMappingStatus, KIND,
     PLURAL, SYNCED_MESSAGE, SYNCED_REASON, VERSION,
 };
-use super::kube_watch::{self, Act, Published};
+use super::kube_watch::{self, Act};
+use super::published::Published;
 use super::table::Hit;
 use super::{IdentityMapping, MapError, Mapper};
 use crate::config::types::BackendMode;

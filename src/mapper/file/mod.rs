@@ -14,10 +14,11 @@
 mod reload;
 mod restart;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
+use super::published::Snapshot;
 use super::table::{RoleKey, Table, user_key};
 use super::trace::Trace;
 use super::watch;
@@ -108,7 +109,7 @@ fn is_built_from(
 /// changes (see [`FileMapper::follow`]). Dropping it stops following the file.
 #[derive(Debug)]
 pub struct FileMapper {
-    index: RwLock<Arc<Table>>,
+    index: Snapshot<Table>,
     sso_enabled: bool,
     follow: Mutex<Option<watch::Task>>,
 }
@@ -122,25 +123,18 @@ impl FileMapper {
         sso_enabled: bool,
     ) -> Result<Self, Error> {
         Ok(Self {
-            index: RwLock::new(Arc::new(build(roles, users, accounts)?)),
+            index: Snapshot::new(build(roles, users, accounts)?),
             sso_enabled,
             follow: Mutex::new(None),
         })
     }
 
     fn current(&self) -> Arc<Table> {
-        match self.index.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.index.load()
     }
 
     fn install(&self, index: Table) {
-        let index = Arc::new(index);
-        match self.index.write() {
-            Ok(mut g) => *g = index,
-            Err(poisoned) => *poisoned.into_inner() = index,
-        }
+        self.index.store(Arc::new(index));
     }
 }
 
