@@ -29,7 +29,7 @@
 //! | [`mapper::watch`] | following a file (config file, DynamicFile, backend-mode file)     |
 //! | [`mapper::kube_watch`] | the list-and-watch loop of the Kubernetes backends (pure reducers) |
 //! | [`mapper::published`] | the snapshot a following backend answers from, swapped whole |
-//! | [`mapper::configmap`] | aws-auth: parse and edit (pure), follow it through the API  |
+//! | [`mapper::configmap`] | aws-auth: parse and edit (pure), follow it and add to it through the API |
 //! | [`mapper::crd`] | IAMIdentityMapping: the resource, its reducer (pure), its status writer |
 //! | [`server`]    | TLS and health listeners, `/authenticate`, `/healthz`, `/metrics`       |
 //! | [`server::start`] | the webhook from a resolved config: chain, key pair, STS, listeners |

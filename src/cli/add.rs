@@ -1,26 +1,23 @@
 //! `add user|role`: add a mapping to the `kube-system/aws-auth` ConfigMap.
 //!
-//! Get → [`configmap::add`] (parse, duplicate check, rewrite the one section that
-//! changes) → update with the object's `resourceVersion`, retried from the get when
-//! another writer got there first (409). The ConfigMap's metadata is kept.
+//! [`configmap::add_to_cluster`]: get → [`configmap::add`] (parse, duplicate check, rewrite
+//! the one section that changes) → update with the object's `resourceVersion`, retried
+//! from the get when another writer got there first (409). The ConfigMap's metadata is
+//! kept.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{ArgAction, Args, Subcommand};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
-use kube::api::PostParams;
 
 use super::GlobalArgs;
 use crate::config::types::{RoleMapping, SsoArnMatcher, UserMapping};
 use crate::go::strconv::{quote, quote_slice};
 use crate::k8s::ClientOptions;
+use crate::mapper::configmap;
 pub use crate::mapper::configmap::NewMapping;
-use crate::mapper::configmap::{self, NAME, NAMESPACE};
 
 /// Flags of `add`.
 #[derive(Debug, Args)]
@@ -203,44 +200,6 @@ pub fn action(mapping: &NewMapping) -> String {
     }
 }
 
-/// How many times an update is tried when the ConfigMap keeps changing underneath
-/// (client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart).
-const UPDATE_ATTEMPTS: u32 = 5;
-
-/// Adds `mapping` to `kube-system/aws-auth` and returns the updated ConfigMap.
-pub async fn add_to_configmap(
-    client: kube::Client,
-    mapping: &NewMapping,
-) -> anyhow::Result<ConfigMap> {
-    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut cm = match api.get(NAME).await {
-            Ok(cm) => cm,
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
-                tracing::warn!("not found map {NAME}");
-                bail!("configmaps {NAME:?} not found");
-            }
-            Err(e) => return Err(e).context(format!("cannot get configmap {NAMESPACE}/{NAME}")),
-        };
-        let data = cm.data.take().unwrap_or_default();
-        cm.data = Some(configmap::add(&data, mapping)?);
-        // The object keeps the resourceVersion we read: the API server refuses the
-        // update (409) if anyone changed it since.
-        match api.replace(NAME, &PostParams::default(), &cm).await {
-            Ok(updated) => return Ok(updated),
-            Err(kube::Error::Api(status)) if status.code == 409 && attempt < UPDATE_ATTEMPTS => {
-                tracing::info!(attempt, "aws-auth changed while we edited it, retrying");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(e) => {
-                return Err(e).context(format!("cannot update configmap {NAMESPACE}/{NAME}"));
-            }
-        }
-    }
-}
-
 /// Asks on stdout, reads the answer from `input`; `y`/`yes` (any case) continues.
 pub fn confirm(action: &str, input: &mut impl BufRead, out: &mut impl Write) -> bool {
     let _ = write!(out, "Ready to add {action:?}, should we continue? [y/N]: ");
@@ -280,7 +239,7 @@ pub async fn run(args: AddArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         prefer_default_kubeconfig: true,
     };
     let client = crate::k8s::client(&options).await?;
-    let updated = add_to_configmap(client, &mapping).await?;
+    let updated = configmap::add_to_cluster(client, &mapping).await?;
     let yaml = serde_saphyr::to_string(&updated)?;
     println!("updated configmap:\n\n{yaml}");
     Ok(())

@@ -42,6 +42,7 @@ use std::sync::Arc;
 mod edit;
 mod parse;
 mod reduce;
+mod update;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -71,6 +72,7 @@ pub const MAP_ACCOUNTS: &str = "mapAccounts";
 pub use edit::{EditError, NewMapping, add};
 pub(crate) use parse::validate_role;
 pub use parse::{AwsAuth, ParseIssue, ParsedAwsAuth, parse};
+pub use update::{UpdateError, add_to_cluster};
 
 /// Settings of the EKSConfigMap backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
