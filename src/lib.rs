@@ -19,7 +19,7 @@
 //! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |
 //! | [`sts`]       | GetCallerIdentity: pooled HTTPS client, answers, STS metrics            |
 //! | [`arn`]       | ARN parsing, canonicalisation and `ArnLike` matching (pure)             |
-//! | [`go`]        | Go's `net/url`, `time.Parse`, base64 and `%q` as upstream uses them     |
+//! | [`go`]        | Go's `net/url`, `time.Parse`, durations, base64 and `%q` as upstream uses them |
 //! | [`identity`]  | the verified caller: ARN, account, user id, session name                |
 //! | [`explain`]   | `explain`: the chain's traced decision for one identity, as text or JSON |
 //! | [`validate`]  | `validate`: findings on a config file, DynamicFile or aws-auth, by the server's parsers |

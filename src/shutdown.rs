@@ -72,61 +72,9 @@ impl Shutdown {
     }
 }
 
-/// Parses a duration as Go's `time.ParseDuration` writes the common ones (`20s`, `1m30s`,
-/// `500ms`, `2h`), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    use std::time::Duration;
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let err = || format!("invalid duration {s:?} (examples: 20s, 1m30s, 500ms)");
-    if s.is_empty() {
-        return Err(err());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(err)?;
-        if digits == 0 {
-            return Err(err());
-        }
-        let value: f64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| err())?;
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("20").unwrap(), Duration::from_secs(20));
-        assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        for bad in ["", "s", "10x", "-1s", "1m30", "ms5"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn manual_trigger() {

@@ -14,9 +14,9 @@ use super::args::{OutputArgs, SourceArgs, StsArgs};
 use super::{Exit, GlobalArgs, UsageError};
 use crate::aws::Partition;
 use crate::config::{ServerConfig, ServerFlags};
+use crate::go::time::parse_duration;
 use crate::identity::Identity;
 use crate::mapper::chain::Chain;
-use crate::shutdown::parse_duration;
 
 /// Flags of `explain`.
 #[derive(Debug, Args)]

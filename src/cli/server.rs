@@ -10,10 +10,11 @@ use clap::Args;
 use super::GlobalArgs;
 use super::args::StsArgs;
 use crate::config::{ServerConfig, ServerFlags};
+use crate::go::time::parse_duration;
 use crate::mapper::file::ConfigSource;
 use crate::server::Settings;
 use crate::server::cache::DEFAULT_CAPACITY;
-use crate::shutdown::{Shutdown, parse_duration};
+use crate::shutdown::Shutdown;
 
 /// Default `--shutdown-grace-period`: below Kubernetes' default
 /// `terminationGracePeriodSeconds` (30 s), so the drain ends before SIGKILL.

@@ -141,7 +141,7 @@ impl Setting for Duration {
     /// A Go-style duration (`90s`, `1m30s`) or a number of seconds.
     fn from_file(file: &ConfigFile, key: &str) -> Result<Option<Self>, Error> {
         match file.get_string(key)? {
-            Some(s) => crate::shutdown::parse_duration(&s)
+            Some(s) => crate::go::time::parse_duration(&s)
                 .map(Some)
                 .map_err(|message| file.bad_value(key, message)),
             None => Ok(None),

@@ -6,7 +6,7 @@
 //! |-------------|-----------------------------------------------------------|
 //! | [`base64`]  | `base64.RawURLEncoding.DecodeString`                      |
 //! | [`url`]     | `url.Parse`, `url.ParseQuery`                             |
-//! | [`time`]    | `time.Parse("20060102T150405Z", …)`, `Time.String`        |
+//! | [`time`]    | `time.Parse("20060102T150405Z", …)`, `Time.String`, durations |
 //! | [`strconv`] | `strconv.Quote` (fmt's `%q`, also of a `[]string`), `Atoi`|
 
 pub mod base64;
