@@ -31,11 +31,15 @@ COMMIT ?= $(shell git -C "$(CURDIR)" rev-parse HEAD 2>/dev/null)
 # aarch64, cargo-zigbuild gives cc and the linker zig's musl cross toolchain (PyPI's
 # ziglang, in $(VENV): scripts/setup-venv.sh).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
-# build-bin PLATFORM PROFILE: one static binary, stamped with the commit.
+# What the extension and the image ship is the server-side build: the default features
+# without `client` (`token` and the client's credential chain; README "Server-side build").
+# `make binaries FEATURES=` builds them with every subcommand instead.
+FEATURES ?= --no-default-features
+# build-bin PLATFORM PROFILE [FEATURE FLAGS]: one static binary, stamped with the commit.
 define build-bin
 $(if $(COMMIT),AWS_IAM_AUTHENTICATOR_COMMIT=$(COMMIT)) \
 $(if $(filter arm64,$(1)),PATH="$(VENV)/bin:$$PATH" $(CARGO) zigbuild,$(CARGO) build) \
-	--profile $(2) --locked --target $(triple.$(1))
+	--profile $(2) --locked $(3) --target $(triple.$(1))
 endef
 
 .PHONY: help deps fmt lint test unit musl binaries static-check demo bench venv deny dist extension image
@@ -69,13 +73,13 @@ test: PROFILE = release
 test: PLATFORMS = $(TEST_PLATFORMS)
 test: deps venv lint binaries static-check extension image unit ## The whole suite: lint, both static builds, the archives, cargo test
 
-musl: ## The static release binary (x86_64-unknown-linux-musl)
+musl: ## The static release binary with every subcommand (x86_64-unknown-linux-musl)
 	$(call build-bin,amd64,release)
 	@echo "built $(MUSL_BIN)"
 
-binaries: venv ## The static binaries of PLATFORMS (amd64 arm64) with PROFILE (dist)
+binaries: venv ## The static server-side binaries of PLATFORMS (amd64 arm64) with PROFILE (dist)
 	@$(foreach p,$(PLATFORMS),echo "== $(p): $(call bin,$(p),$(PROFILE))"; \
-	    time $(call build-bin,$(p),$(PROFILE));)
+	    time $(call build-bin,$(p),$(PROFILE),$(FEATURES));)
 
 static-check: ## Fail unless each binary of PLATFORMS/PROFILE is static and of its platform
 	@source scripts/lib.sh; \
@@ -104,7 +108,7 @@ deny: ## Dependency licences, bans and sources (cargo-deny)
 	$(CARGO) deny check licenses bans sources
 
 dist: PROFILE = dist
-dist: deps binaries static-check ## The shipped static binaries: `dist` profile (fat LTO, stripped), musl, amd64 and arm64
+dist: deps binaries static-check ## The shipped static binaries: server-side build, `dist` profile (fat LTO, stripped), musl, amd64 and arm64
 	@ls -l $(BINS)
 
 extension: deps binaries ## The Talos system extension (amd64 + arm64): $(DIST_DIR)/extension/ and one OCI archive

@@ -12,7 +12,8 @@
 #
 # usage: scripts/bench.sh                 full run (about 15 minutes)
 #        BENCH_QUICK=1 scripts/bench.sh   sanity run: short loads, glibc only
-# Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl"),
+# Knobs: DURATION (s per load, 10), TOKENS (distinct tokens, 100000), BUILDS ("glibc musl
+# shipped"; shipped: what the extension and the image carry, `make dist`'s build),
 # BENCH_PROFILE (release; `debug` only checks this script's plumbing), EXTRA_BINS (below),
 # PERF=1 (profile the glibc server with `perf record -g` during the cached HTTP/1.1 load and
 # the distinct-token load with the cache on, and print each profile's top entries; perf's
@@ -26,7 +27,7 @@ quick="${BENCH_QUICK:-0}"
 if [ "$quick" = 1 ]; then
     duration="${DURATION:-3}" tokens="${TOKENS:-20000}" builds="${BUILDS:-glibc}"
 else
-    duration="${DURATION:-10}" tokens="${TOKENS:-100000}" builds="${BUILDS:-glibc musl}"
+    duration="${DURATION:-10}" tokens="${TOKENS:-100000}" builds="${BUILDS:-glibc musl shipped}"
 fi
 h1_conns=64 h2_conns=4 h2_streams=32
 
@@ -55,6 +56,12 @@ if [[ " $builds " == *" musl "* ]]; then
     CARGO_TARGET_DIR="$musl_target_dir" CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}" \
         cargo build --locked --quiet "${profile_flag[@]}" --target x86_64-unknown-linux-musl --bin aws-iam-authenticator
     bins[musl]="$musl_target_dir/x86_64-unknown-linux-musl/$profile/aws-iam-authenticator"
+fi
+# The shipped build: the server-side features, musl, `dist` (fat LTO, stripped), as `make dist`.
+if [[ " $builds " == *" shipped "* ]]; then
+    CARGO_TARGET_DIR="$musl_target_dir" CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}" \
+        cargo build --locked --quiet --profile dist --no-default-features --target x86_64-unknown-linux-musl --bin aws-iam-authenticator
+    bins[shipped]="$musl_target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator"
 fi
 # EXTRA_BINS="NAME=PATH …": more builds of the server to measure the same way (a variant
 # under test beside the two).
@@ -398,9 +405,11 @@ echo "## Machine and binaries"
 echo
 echo "- $(nproc) CPU cores: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -sr); $(rustc --version)"
 echo "- load: wrk $(wrk -v 2>&1 | head -1 | awk '{ print $2 }') (${h1_conns} connections, 2 threads), h2load $(h2load --version | awk '{ print $2 }') (${h2_conns} connections × ${h2_streams} streams), ${duration} s each, on the same cores as the servers"
+size() { local b; b=$(du -b "$1" | cut -f1); echo "$b bytes ($(awk -v b="$b" 'BEGIN { printf "%.1f", b / 1048576 }') MiB)"; }
 for build in $builds; do
-    echo "- $build $profile binary: $(du -b "${bins[$build]}" | cut -f1) bytes"
+    case $build in
+        shipped) echo "- shipped binary (make dist: server-side features, musl, fat LTO, stripped): $(size "${bins[$build]}") (target ≤ 12 MiB)" ;;
+        *) echo "- $build $profile binary: $(size "${bins[$build]}")" ;;
+    esac
 done
-dist="$target_dir/x86_64-unknown-linux-musl/dist/aws-iam-authenticator"
-[ -x "$dist" ] && echo "- shipped (make dist, musl, fat LTO, stripped): $(du -b "$dist" | cut -f1) bytes (target ≤ 12 MiB = 12582912)"
 true

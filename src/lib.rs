@@ -11,10 +11,10 @@
 //!
 //! | module        | concern                                                                 |
 //! |---------------|-------------------------------------------------------------------------|
-//! | [`cli`]       | one file per subcommand: flags → calls into the library                 |
+//! | [`cli`]       | one file per subcommand: flags → calls into the library (`token` is the `client` feature's) |
 //! | [`config`]    | the upstream config file (case-insensitive keys) and its typed mappings |
 //! | [`config::layer`] | one setting: flag > environment > config file > default (pure)   |
-//! | [`credentials`]| AWS credentials: the standard chain, MFA, `--cache`, AssumeRole      |
+//! | [`credentials`]| AWS credentials: AssumeRole; `token`'s chain, MFA, `--cache` (`client`) |
 //! | [`token`]     | the `k8s-aws-v1.` token: generate, validate (pure), verify via STS      |
 //! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |
 //! | [`sts`]       | GetCallerIdentity: pooled HTTPS client, answers, STS metrics            |

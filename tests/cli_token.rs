@@ -1,6 +1,8 @@
 //! `token` end to end: the real binary, fake keys, no network (IMDS disabled, nothing
 //! but local files and processes).
 
+// `token` (the `client` feature) mints the tokens these tests check.
+#![cfg(feature = "client")]
 // Test helpers outside `#[test]` functions panic on failure by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

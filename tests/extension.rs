@@ -585,7 +585,7 @@ fn pkg_yaml_builds_the_documented_layout() {
             format!("--target {arch}-unknown-linux-musl"),
             format!("/src/target/{arch}-unknown-linux-musl/dist/aws-iam-authenticator"),
             format!("CC_{arch}_unknown_linux_musl: musl-gcc"),
-            "--profile dist --locked --offline".to_owned(),
+            "--profile dist --locked --offline --no-default-features".to_owned(),
             "/rootfs/usr/local/lib/containers/aws-iam-authenticator".to_owned(),
             "$ctr/usr/local/bin/".to_owned(),
             "/rootfs/usr/local/etc/containers/".to_owned(),

@@ -2,6 +2,8 @@
 //! checks against the local STS emulator (reached with `--sts-resolve`, trusted with
 //! `--sts-ca-file`), and every refusal carries upstream's error text.
 
+// `token` (the `client` feature) mints the tokens these tests check.
+#![cfg(feature = "client")]
 // Test code: a panic is how a helper reports a failure.
 #![allow(clippy::unwrap_used)]
 

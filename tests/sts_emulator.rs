@@ -2,6 +2,8 @@
 //! and hand-made variants, and the live HTTPS server (both HTTP versions, error shapes,
 //! knobs, request recording).
 
+// `token` (the `client` feature) mints the tokens these tests check.
+#![cfg(feature = "client")]
 // Test code: a panic is how a helper reports a failure.
 #![allow(clippy::unwrap_used)]
 

@@ -2,6 +2,8 @@
 //! against the SigV4-checking STS emulator (reached through `--sts-resolve`-style
 //! mapping, trusted through its CA file).
 
+// `token` (the `client` feature) mints the tokens these tests check.
+#![cfg(feature = "client")]
 #![allow(clippy::unwrap_used)] // test code: a panic is how a helper reports a failure
 
 mod common;

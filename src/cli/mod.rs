@@ -12,7 +12,10 @@ pub mod explain;
 pub mod init;
 pub mod server;
 pub mod talos_init;
+#[cfg(feature = "client")]
 pub mod token;
+// Built in every build, so the default build's tests check it too.
+pub mod token_absent;
 pub mod validate;
 pub mod verify;
 pub mod version;
@@ -105,7 +108,12 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Authenticate using AWS IAM and get token for Kubernetes
+    #[cfg(feature = "client")]
     Token(token::TokenArgs),
+    /// Not in this build (the server-side build): says so and how to get it
+    #[cfg(not(feature = "client"))]
+    #[command(name = "token", disable_help_flag = true)]
+    Token(token_absent::TokenArgs),
     /// Verify a token for debugging purpose
     Verify(verify::VerifyArgs),
     /// Run a webhook validation server suitable that validates tokens using AWS IAM
@@ -171,7 +179,10 @@ pub struct Exit(pub u8);
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
     match command {
+        #[cfg(feature = "client")]
         Command::Token(args) => token::run(args, &global).await,
+        #[cfg(not(feature = "client"))]
+        Command::Token(args) => token_absent::run(args),
         Command::Verify(args) => verify::run(args, &global).await,
         Command::Server(args) => server::run(args, &global).await,
         Command::Init(args) => init::run(args, &global).await,

@@ -24,6 +24,9 @@ pub(super) async fn provider(
         config.ec2_describe_instances_role_arn.as_deref(),
         config.source_arn.as_deref(),
     )?;
+    // The SDK's standard chain. SSO and `credential_process` profiles are links of it only
+    // in the full build (the `client` feature turns them on in aws-config); the shipped
+    // server-side build has no use for them on a node and saves their code.
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .load()

@@ -6,7 +6,9 @@
 //! * [`once`] checks one token as the server does, for `verify` and `explain --token`.
 //! * [`exec_credential`] is the `client.authentication.k8s.io` object kubectl reads.
 
+#[cfg(feature = "client")]
 pub mod exec_credential;
+#[cfg(feature = "client")]
 pub mod generate;
 pub mod once;
 pub mod verify;
