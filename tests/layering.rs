@@ -218,7 +218,12 @@ fn import_graph() -> std::collections::BTreeMap<String, std::collections::BTreeM
             }
             for target in crate_references(&production(&text)) {
                 if &target != module && modules.contains(&target) {
-                    edges.entry(target).or_insert_with(|| path.clone());
+                    let rel = path
+                        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                        .unwrap_or(&path);
+                    edges
+                        .entry(target)
+                        .or_insert_with(|| rel.trim_start_matches('/').to_owned());
                 }
             }
         }
