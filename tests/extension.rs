@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -1502,11 +1504,7 @@ fn talos_init_writes_the_state_dir(bin: &Path, state: &Path) {
         "{}: talos-init: {stderr}",
         bin.display()
     );
-    let mut names: Vec<_> = fs::read_dir(state)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
+    let names = common::dir_names(state);
     assert_eq!(
         names,
         ["cert.pem", "config.yaml", "key.pem", "kubeconfig.yaml"],

@@ -96,11 +96,7 @@ fn init_twice_keeps_everything_byte_identical_and_untouched() {
     assert_eq!(url, "https://localhost:21362/authenticate");
     assert_eq!(ca.as_bytes(), c1.as_slice());
     // No stray temporary files.
-    let mut names: Vec<_> = fs::read_dir(state)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
+    let names = common::dir_names(state);
     assert_eq!(names, ["cert.pem", "key.pem", "kubeconfig.yaml"]);
 }
 
@@ -677,11 +673,7 @@ fn links_at_the_old_temporary_names_are_not_written_through() {
     assert!(outcome.key_pair_created);
     assert_eq!((untouched(&victim), untouched(&theirs)), before);
     // The state dir holds regular files of its own, and the planted links are gone.
-    let mut names: Vec<_> = fs::read_dir(&state)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
+    let names = common::dir_names(&state);
     assert_eq!(
         names,
         ["cert.pem", "config.yaml", "key.pem", "kubeconfig.yaml"]

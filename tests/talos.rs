@@ -110,11 +110,7 @@ fn defaults_produce_the_documented_files() {
     // The exec'd init logged too, as text.
     assert!(stderr.contains("kubeconfig generated at"), "{stderr}");
 
-    let mut names: Vec<_> = fs::read_dir(state)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
+    let names = common::dir_names(state);
     assert_eq!(
         names,
         ["cert.pem", "config.yaml", "key.pem", "kubeconfig.yaml"]

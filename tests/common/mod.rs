@@ -227,3 +227,13 @@ pub fn venv_tool(tool: &str) -> Option<PathBuf> {
     eprintln!("SKIPPED: {msg}");
     None
 }
+
+/// The names in `dir`, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
