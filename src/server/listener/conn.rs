@@ -127,8 +127,6 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds from `opened` to the last answer, plus one; 0 before any.
     last_done: AtomicU64,
-    /// Wakes the idle watch when a request begins or ends, so its deadline is recomputed.
-    changed: tokio::sync::Notify,
 }
 
 /// One request in flight; on drop, it is answered.
@@ -139,7 +137,6 @@ impl Drop for Busy {
         let ms = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.0.last_done.store(ms + 1, Ordering::SeqCst);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_one();
     }
 }
 
@@ -149,18 +146,21 @@ impl Activity {
             opened: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
-            changed: tokio::sync::Notify::new(),
         }
     }
 
     fn begin(this: &Arc<Self>) -> Busy {
         this.in_flight.fetch_add(1, Ordering::SeqCst);
-        this.changed.notify_one();
         Busy(Arc::clone(this))
     }
 
     /// Completes once the connection has had no request in flight for its deadline:
     /// `first` from its opening if it never had a request, `idle` from its last answer.
+    ///
+    /// Requests do not wake this watch (that cost a wake-up of the connection's task and
+    /// a new timer per request): it looks at the connection when its timer fires, and
+    /// never sleeps past `idle` from now, the earliest any later answer could make the
+    /// deadline; so it closes the connection exactly when an eager watch would.
     async fn idle(&self, first: Duration, idle: Duration) {
         loop {
             let now = tokio::time::Instant::now();
@@ -176,11 +176,7 @@ impl Activity {
             if deadline <= now {
                 return;
             }
-            // notify_one keeps a wake-up that comes before this wait, so none is lost.
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {}
-                () = self.changed.notified() => {}
-            }
+            tokio::time::sleep_until(deadline.min(now + idle)).await;
         }
     }
 }
