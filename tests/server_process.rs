@@ -313,7 +313,9 @@ async fn deny_with_forbidden_flag() {
 }
 
 /// STS throttling is a 429, STS down a 500 and STS hanging a 504 within the STS timeout:
-/// answers kube-apiserver retries.
+/// answers kube-apiserver retries. No bound here depends on how fast the machine is: the
+/// hanging STS would answer after 30 s, so a 504 well before that is the timeout's, and the
+/// timeout cannot fire before it is due.
 #[tokio::test]
 async fn sts_throttled_down_and_slow() {
     let world = world();
@@ -322,7 +324,7 @@ async fn sts_throttled_down_and_slow() {
         .start(&[
             "-c",
             config.to_str().unwrap(),
-            "--sts-timeout=500ms",
+            "--sts-timeout=2s",
             "--token-cache-ttl=0",
         ])
         .await;
@@ -338,14 +340,13 @@ async fn sts_throttled_down_and_slow() {
     world.sts.set_throttle(false);
     assert_allowed(&hook.review(V1, &token).await, V1, "admin:alice");
 
+    // A 500, not the timeout's 504: STS being down is answered at once.
     world.sts.set_down(true);
-    let started = Instant::now();
     assert_denied(
         &hook.review(V1, &token).await,
         StatusCode::INTERNAL_SERVER_ERROR,
         V1,
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
     world.sts.set_down(false);
 
     world.sts.set_delay(Duration::from_secs(30));
@@ -357,7 +358,7 @@ async fn sts_throttled_down_and_slow() {
     );
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_secs(5),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(25),
         "{took:?}"
     );
     world.sts.set_delay(Duration::ZERO);
