@@ -7,28 +7,30 @@ fn at() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_796_170_781).unwrap()
 }
 
-fn text(level: &'static str, msg: &str, fields: &[(&'static str, Value)]) -> String {
+/// The line `print` (`Record::text` or `Record::json`) writes for these.
+fn line(
+    print: fn(&Record<'_>, &mut String),
+    level: &'static str,
+    msg: &str,
+    fields: &[(&'static str, Value)],
+) -> String {
     let mut out = String::new();
-    Record {
+    let record = Record {
         time: at(),
         level,
         msg,
         fields,
-    }
-    .text(&mut out);
+    };
+    print(&record, &mut out);
     out
 }
 
+fn text(level: &'static str, msg: &str, fields: &[(&'static str, Value)]) -> String {
+    line(|r, out| r.text(out), level, msg, fields)
+}
+
 fn json(level: &'static str, msg: &str, fields: &[(&'static str, Value)]) -> String {
-    let mut out = String::new();
-    Record {
-        time: at(),
-        level,
-        msg,
-        fields,
-    }
-    .json(&mut out);
-    out
+    line(|r, out| r.json(out), level, msg, fields)
 }
 
 fn s(v: &str) -> Value {
