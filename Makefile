@@ -42,7 +42,7 @@ $(if $(filter arm64,$(1)),PATH="$(VENV)/bin:$$PATH" $(CARGO) zigbuild,$(CARGO) b
 	--profile $(2) --locked $(3) --target $(triple.$(1))
 endef
 
-.PHONY: help deps fmt lint test unit musl binaries static-check demo bench venv deny dist extension image
+.PHONY: help deps fmt lint doc test unit musl binaries static-check demo bench venv deny dist extension image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -56,6 +56,9 @@ fmt: ## Format the code
 lint: ## rustfmt check and clippy (all targets, warnings are errors)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+doc: ## The crate's docs, private items included (warnings are errors)
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --locked --document-private-items
 
 unit: ## cargo test: unit, integration, doc tests; builds the examples
 	$(CARGO) test --locked
@@ -71,7 +74,7 @@ test: export AWS_IAM_AUTHENTICATOR_DIST_DIR := $(DIST_DIR)
 test: export AWS_IAM_AUTHENTICATOR_PLATFORMS = $(PLATFORMS)
 test: PROFILE = release
 test: PLATFORMS = $(TEST_PLATFORMS)
-test: deps venv lint binaries static-check extension image unit ## The whole suite: lint, both static builds, the archives, cargo test
+test: deps venv lint doc binaries static-check extension image unit ## The whole suite: lint, both static builds, the archives, cargo test
 
 musl: ## The static release binary with every subcommand (x86_64-unknown-linux-musl)
 	$(call build-bin,amd64,release)

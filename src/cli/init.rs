@@ -29,6 +29,8 @@ pub struct InitArgs {
     pub state_dir: Option<PathBuf>,
     /// Path to write the webhook kubeconfig to [default: ./aws-iam-authenticator.kubeconfig;
     /// <state-dir>/kubeconfig.yaml with --state-dir]
+    // The doc comment is the --help text, shown as written: `<state-dir>` is no HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long = "generate-kubeconfig", value_name = "FILE")]
     pub generate_kubeconfig: Option<PathBuf>,
     /// Also write the server's config file here: the --config file's content, or a minimal

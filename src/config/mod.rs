@@ -4,7 +4,7 @@
 //! Precedence per key, as upstream's viper: flag > environment > config file > default.
 
 //!
-//! * [`file`]: the file itself, case-insensitive dotted keys.
+//! * [`mod@file`]: the file itself, case-insensitive dotted keys.
 //! * [`layer`]: one setting from its layers (pure).
 //! * [`keys`]: the keys upstream reads; warnings for the others.
 //! * `resolve`: every server setting from its layers, validated in upstream's order.

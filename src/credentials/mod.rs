@@ -1,7 +1,7 @@
 //! AWS credentials: where `token` gets the keys it signs with, and where the server's
 //! `{{EC2PrivateDNSName}}` lookup gets the keys it calls EC2 with.
 //!
-//! * [`resolve`] (the `client` feature: not in the server-side build) is `token`'s whole
+//! * [`resolve()`] (the `client` feature: not in the server-side build) is `token`'s whole
 //!   credential story, in upstream's order: the region
 //!   ([`region`]), the SDK's standard chain (environment, profiles, SSO, processes, web
 //!   identity, containers, IMDS with a short budget), a profile's MFA role ([`profile`]),

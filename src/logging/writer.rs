@@ -9,7 +9,7 @@
 //!
 //! When stderr blocks (a stalled log collector) the buffer fills to [`BACKLOG_BYTES`] and
 //! the next line waits for room: requests slow down, but no line (an audit record of who
-//! was let in) is dropped. [`Background::close`] writes out what is queued and stops the
+//! was let in) is dropped. [`Guard::close`] writes out what is queued and stops the
 //! thread; lines that come after it are written directly.
 
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! The production verifier and mapper behind the handler's traits: the STS
-//! [`Verifier`](crate::token::verify::Verifier) and the mapper [`Chain`].
+//! [`crate::token::verify::Verifier`] and the mapper [`Chain`].
 
 use crate::identity::Identity;
 use crate::mapper::chain::Chain;

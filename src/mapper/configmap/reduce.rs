@@ -18,7 +18,7 @@ pub(super) struct Tables {
 }
 
 impl Tables {
-    /// Indexes `source`; entries without a key were reported by [`parse`] and are left out.
+    /// Indexes `source`; entries without a key were reported by [`parse()`] and are left out.
     pub(super) fn new(source: AwsAuth) -> Self {
         let mut table: Table = Table::default();
         for r in &source.roles {
