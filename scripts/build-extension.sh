@@ -19,13 +19,7 @@ name=aws-iam-authenticator
 
 die() { echo "build-extension: $*" >&2; exit 1; }
 
-if [ $# -eq 0 ]; then
-    target_dir=${CARGO_TARGET_DIR:-$root/target}
-    set -- "$target_dir"/{x86_64,aarch64}-unknown-linux-musl/dist/$name "$root/dist"
-fi
-[ $# -ge 2 ] || die "usage: $0 [BINARY... OUT_DIR]"
-out=${@: -1}
-bins=("${@:1:$#-1}")
+bins_and_out "$@"
 
 # One version: Cargo.toml's. manifest.yaml and vars.yaml must say the same.
 version=$(source_version)

@@ -147,3 +147,16 @@ run_binary() {
         "$qemu" "$bin" "$@"
     fi
 }
+
+# bins_and_out [BINARY... OUT_DIR]: the arguments of the extension and image builds. Sets
+# `bins` and `out`; with no arguments, the `dist` builds of both architectures into dist/.
+# Needs `root` and `die`.
+bins_and_out() {
+    if [ $# -eq 0 ]; then
+        local target_dir=${CARGO_TARGET_DIR:-$root/target}
+        set -- "$target_dir"/{x86_64,aarch64}-unknown-linux-musl/dist/aws-iam-authenticator "$root/dist"
+    fi
+    [ $# -ge 2 ] || die "usage: $0 [BINARY... OUT_DIR]"
+    out=${@: -1}
+    bins=("${@:1:$#-1}")
+}
