@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aws_iam_authenticator::kubeconfig;
@@ -457,29 +457,39 @@ fn untouched(p: &Path) -> (u32, u32, u32, Vec<u8>) {
     (m.uid(), m.gid(), m.mode() & 0o7777, fs::read(p).unwrap())
 }
 
+/// A temporary directory holding an empty state dir and a second directory `outside`
+/// (another service's, or an attacker's): (the guard, `outside`, `state`).
+fn state_and(outside: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (outside, state) = (dir.path().join(outside), dir.path().join("state"));
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    (dir, outside, state)
+}
+
+/// The refusal of a planted symbolic link.
+const FOLLOW: &str = "is a symbolic link; refusing to follow it";
+
+/// Runs `init` into `state`, which must refuse with `why` (said of `state/<name>`) and
+/// leave `target`, the file a planted link leads to, exactly as it was.
+fn refused_leaving_alone(state: &Path, extra: &[&str], name: &str, why: &str, target: &Path) {
+    let before = untouched(target);
+    let stderr = init_refused(state, extra);
+    let expected = format!("{}/{name} {why}", state.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert_eq!(untouched(target), before);
+}
+
 #[test]
 fn a_key_link_to_another_services_key_is_refused_and_that_key_left_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other");
-    let state = dir.path().join("state");
-    fs::create_dir_all(&other).unwrap();
-    fs::create_dir_all(&state).unwrap();
+    let (_dir, other, state) = state_and("other");
     let pair = other_service(&other);
     // The pair is valid, so an `init` that follows the link keeps it and "fixes" the
     // key's owner and mode: hands the other service's key to the server's user.
     fs::write(state.join("cert.pem"), &pair.cert_pem).unwrap();
     std::os::unix::fs::symlink(other.join("other.key"), state.join("key.pem")).unwrap();
-    let before = untouched(&other.join("other.key"));
 
-    let stderr = init_refused(&state, &[]);
-    assert!(
-        stderr.contains(&format!(
-            "{}/key.pem is a symbolic link; refusing to follow it",
-            state.display()
-        )),
-        "{stderr}"
-    );
-    assert_eq!(untouched(&other.join("other.key")), before);
+    refused_leaving_alone(&state, &[], "key.pem", FOLLOW, &other.join("other.key"));
     assert!(
         fs::symlink_metadata(state.join("key.pem"))
             .unwrap()
@@ -489,11 +499,7 @@ fn a_key_link_to_another_services_key_is_refused_and_that_key_left_alone() {
 
 #[test]
 fn a_cert_link_to_a_file_holding_a_private_key_is_refused_and_stays_private() {
-    let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other");
-    let state = dir.path().join("state");
-    fs::create_dir_all(&other).unwrap();
-    fs::create_dir_all(&state).unwrap();
+    let (_dir, other, state) = state_and("other");
     let pair = other_service(&other);
     // A combined PEM file (certificate and key, 0600), as some servers keep them.
     let combined = other.join("combined.pem");
@@ -501,23 +507,13 @@ fn a_cert_link_to_a_file_holding_a_private_key_is_refused_and_stays_private() {
     fs::set_permissions(&combined, fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink(&combined, state.join("cert.pem")).unwrap();
     fs::write(state.join("key.pem"), &pair.key_pem).unwrap();
-    let before = untouched(&combined);
 
-    let stderr = init_refused(&state, &[]);
-    assert!(
-        stderr.contains(&format!("{}/cert.pem is a symbolic link", state.display())),
-        "{stderr}"
-    );
-    assert_eq!(untouched(&combined), before);
+    refused_leaving_alone(&state, &[], "cert.pem", FOLLOW, &combined);
 }
 
 #[test]
 fn a_key_link_to_a_file_the_attacker_owns_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let attacker = dir.path().join("attacker");
-    let state = dir.path().join("state");
-    fs::create_dir_all(&attacker).unwrap();
-    fs::create_dir_all(&state).unwrap();
+    let (_dir, attacker, state) = state_and("attacker");
     // The attacker's own pair, its key in a file the attacker owns and can rewrite.
     let pair = tls::generate("localhost", "127.0.0.1").unwrap();
     let theirs = attacker.join("key");
@@ -528,37 +524,24 @@ fn a_key_link_to_a_file_the_attacker_owns_is_refused() {
     }
     fs::write(state.join("cert.pem"), &pair.cert_pem).unwrap();
     std::os::unix::fs::symlink(&theirs, state.join("key.pem")).unwrap();
-    let before = untouched(&theirs);
 
-    let stderr = init_refused(&state, &[]);
-    assert!(
-        stderr.contains(&format!("{}/key.pem is a symbolic link", state.display())),
-        "{stderr}"
-    );
-    assert_eq!(untouched(&theirs), before);
+    refused_leaving_alone(&state, &[], "key.pem", FOLLOW, &theirs);
 }
 
 #[test]
 fn a_hard_linked_key_is_not_chowned_or_chmodded() {
-    let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other");
-    let state = dir.path().join("state");
-    fs::create_dir_all(&other).unwrap();
-    fs::create_dir_all(&state).unwrap();
+    let (_dir, other, state) = state_and("other");
     let pair = other_service(&other);
     fs::write(state.join("cert.pem"), &pair.cert_pem).unwrap();
     fs::hard_link(other.join("other.key"), state.join("key.pem")).unwrap();
-    let before = untouched(&other.join("other.key"));
 
-    let stderr = init_refused(&state, &[]);
-    assert!(
-        stderr.contains(&format!(
-            "{}/key.pem has 2 hard links; refusing to change its mode or owner",
-            state.display()
-        )),
-        "{stderr}"
+    refused_leaving_alone(
+        &state,
+        &[],
+        "key.pem",
+        "has 2 hard links; refusing to change its mode or owner",
+        &other.join("other.key"),
     );
-    assert_eq!(untouched(&other.join("other.key")), before);
 }
 
 #[test]
@@ -581,11 +564,7 @@ fn a_fifo_at_key_pem_is_refused_without_hanging() {
 
 #[test]
 fn links_at_the_kubeconfig_and_config_are_refused_and_their_targets_left_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other");
-    let state = dir.path().join("state");
-    fs::create_dir_all(&other).unwrap();
-    fs::create_dir_all(&state).unwrap();
+    let (_dir, other, state) = state_and("other");
     let config = format!("--write-config={}/config.yaml", state.display());
     init_in(&state, &[&config]);
     for name in ["kubeconfig.yaml", "config.yaml"] {
@@ -595,17 +574,8 @@ fn links_at_the_kubeconfig_and_config_are_refused_and_their_targets_left_alone()
         fs::rename(state.join(name), &target).unwrap();
         fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::symlink(&target, state.join(name)).unwrap();
-        let before = untouched(&target);
 
-        let stderr = init_refused(&state, &[&config]);
-        assert!(
-            stderr.contains(&format!(
-                "{}/{name} is a symbolic link; refusing to follow it",
-                state.display()
-            )),
-            "{stderr}"
-        );
-        assert_eq!(untouched(&target), before);
+        refused_leaving_alone(&state, &[&config], name, FOLLOW, &target);
         fs::remove_file(state.join(name)).unwrap();
         fs::rename(&target, state.join(name)).unwrap();
     }
