@@ -145,6 +145,26 @@ async fn h1(f: &Fixture, method: Method, path: &str, body: &str) -> (StatusCode,
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// Sends `bytes` over a new HTTP/1.1 connection and reads until the server closes it, for
+/// `wait` at most (else the test fails, naming `what`): what came back, and how long the
+/// close took after the send.
+async fn sent_then_closed(
+    f: &Fixture,
+    bytes: &[u8],
+    wait: Duration,
+    what: &str,
+) -> (String, Duration) {
+    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
+    tls.write_all(bytes).await.unwrap();
+    tls.flush().await.unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(wait, tls.read_to_end(&mut buf)).await;
+    let elapsed = start.elapsed();
+    assert!(read.is_ok(), "{what} still open after {wait:?}");
+    (String::from_utf8_lossy(&buf).into_owned(), elapsed)
+}
+
 /// One plain HTTP/1.1 request to the health port.
 async fn plain(addr: SocketAddr, path: &str) -> (StatusCode, String) {
     common::http::plain_get(addr, path).await.unwrap()
@@ -259,22 +279,18 @@ async fn slow_headers_are_cut_off() {
         ..ListenerConfig::default()
     };
     let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
-    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
-    tls.write_all(b"POST /authenticate HTTP/1.1\r\nHost: localhost\r\n")
-        .await
-        .unwrap();
-    tls.flush().await.unwrap();
-    let start = Instant::now();
-    let mut buf = Vec::new();
     // The server closes the connection (perhaps after a 408); the read must end.
-    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
-    let elapsed = start.elapsed();
-    assert!(read.is_ok(), "connection still open after 5 s");
+    let (text, elapsed) = sent_then_closed(
+        &f,
+        b"POST /authenticate HTTP/1.1\r\nHost: localhost\r\n",
+        Duration::from_secs(5),
+        "connection",
+    )
+    .await;
     assert!(
         elapsed >= Duration::from_millis(500),
         "closed too early: {elapsed:?}"
     );
-    let text = String::from_utf8_lossy(&buf);
     assert!(
         text.is_empty() || text.starts_with("HTTP/1.1 408"),
         "{text}"
@@ -399,19 +415,16 @@ async fn idle_keep_alive_connections_are_closed() {
         ..ListenerConfig::default()
     };
     let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
-    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
-    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    tls.flush().await.unwrap();
     // One answer, then the connection idles: waiting for the next request's headers is
     // bounded too, so idle connections cannot hold the connection slots for ever.
-    let start = Instant::now();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "idle connection still open after 5 s");
-    assert!(start.elapsed() >= Duration::from_millis(400));
-    let text = String::from_utf8_lossy(&buf);
+    let (text, elapsed) = sent_then_closed(
+        &f,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        Duration::from_secs(5),
+        "idle connection",
+    )
+    .await;
+    assert!(elapsed >= Duration::from_millis(400));
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("\r\n\r\nok"), "{text}");
 }
@@ -631,20 +644,13 @@ async fn slow_body_gets_408() {
         ..ListenerConfig::default()
     };
     let f = start(Duration::ZERO, limits, Duration::from_secs(5)).await;
-    let mut tls = tls_connect(f.addr, &f.ca, &[b"http/1.1"]).await;
-    tls.write_all(
+    let (text, _) = sent_then_closed(
+        &f,
         b"POST /authenticate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"apiVersion\"",
+        Duration::from_secs(10),
+        "request with a stalled body",
     )
-    .await
-    .unwrap();
-    tls.flush().await.unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
-    assert!(
-        read.is_ok(),
-        "request with a stalled body still open after 10 s"
-    );
-    let text = String::from_utf8_lossy(&buf);
+    .await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
