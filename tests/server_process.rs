@@ -45,6 +45,14 @@ server:
         - devs
 ";
 
+/// Starts `server` on [`MOUNTED_CONFIG`] with `extra` flags.
+async fn start_mounted(world: &World, extra: &[&str]) -> common::process::Running {
+    let config = world.write_config(MOUNTED_CONFIG);
+    let mut args = vec!["-c", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    world.start(&args).await
+}
+
 /// The emulator knows the Admin role's session `alice` (the default keys) and bob.
 fn world() -> World {
     let world = World::new();
@@ -230,8 +238,7 @@ async fn curl_with_the_kubeconfig_ca() {
 #[tokio::test]
 async fn malformed_requests() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let server = start_mounted(&world, &[]).await;
     let hook = webhook(&world);
 
     let a = hook
@@ -291,10 +298,7 @@ async fn malformed_requests() {
 #[tokio::test]
 async fn deny_with_forbidden_flag() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let _server = world
-        .start(&["-c", config.to_str().unwrap(), "--deny-with-forbidden"])
-        .await;
+    let _server = start_mounted(&world, &["--deny-with-forbidden"]).await;
     let hook = webhook(&world);
     let other = world.token_with(OTHER_KEY, OTHER_SECRET);
     for version in [V1, V1BETA1] {
@@ -319,15 +323,7 @@ async fn deny_with_forbidden_flag() {
 #[tokio::test]
 async fn sts_throttled_down_and_slow() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let _server = world
-        .start(&[
-            "-c",
-            config.to_str().unwrap(),
-            "--sts-timeout=2s",
-            "--token-cache-ttl=0",
-        ])
-        .await;
+    let _server = start_mounted(&world, &["--sts-timeout=2s", "--token-cache-ttl=0"]).await;
     let hook = webhook(&world);
     let token = world.token();
 
@@ -368,14 +364,7 @@ async fn sts_throttled_down_and_slow() {
 #[tokio::test]
 async fn slow_client_is_cut_off() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let _server = world
-        .start(&[
-            "-c",
-            config.to_str().unwrap(),
-            "--read-header-timeout=300ms",
-        ])
-        .await;
+    let _server = start_mounted(&world, &["--read-header-timeout=300ms"]).await;
     let mut hook = webhook(&world);
     // HTTP/1.1 only, so the request line is ours to dribble.
     let mut tls = (*aws_iam_authenticator::tls::pinned_client_config(
@@ -491,8 +480,7 @@ async fn dynamic_file_follows_the_file() {
 #[tokio::test]
 async fn sigterm_lets_the_open_request_finish() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let mut server = start_mounted(&world, &[]).await;
     let hook = Arc::new(webhook(&world));
     let token = world.token();
     world.sts.set_delay(Duration::from_millis(800));
@@ -528,8 +516,7 @@ async fn sigterm_lets_the_open_request_finish() {
 #[tokio::test]
 async fn second_signal_exits_at_once() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let mut server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let mut server = start_mounted(&world, &[]).await;
     let hook = Arc::new(webhook(&world));
     let token = world.token();
     // Far longer than the test may take: only the second signal can end the process.
@@ -608,8 +595,7 @@ async fn upstream_rsa_pair_is_served() {
     let cert_before = std::fs::read(&cert).unwrap();
     assert!(key_before.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
 
-    let config = world.write_config(MOUNTED_CONFIG);
-    let _server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let _server = start_mounted(&world, &[]).await;
     assert_eq!(std::fs::read(&key).unwrap(), key_before);
     assert_eq!(std::fs::read(&cert).unwrap(), cert_before);
     let (_, ca) = read_kubeconfig(&world.kubeconfig());
@@ -712,8 +698,7 @@ async fn pregenerated_files_missing_or_mismatched() {
 async fn server_creates_pair_and_kubeconfig() {
     use std::os::unix::fs::PermissionsExt as _;
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let server = start_mounted(&world, &[]).await;
     let files = snapshot(&world.state_dir());
     let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(names, ["cert.pem", "key.pem", "kubeconfig.yaml"]);
@@ -832,8 +817,7 @@ async fn aws_cli_token_is_allowed() {
         return;
     };
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let _server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let _server = start_mounted(&world, &[]).await;
     let out = world
         .env
         .command(aws)
@@ -891,8 +875,7 @@ print(json.dumps(out))
 #[tokio::test]
 async fn answers_decode_with_independent_models() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let _server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let _server = start_mounted(&world, &[]).await;
     let hook = webhook(&world);
     let token = world.token();
     let other = world.token_with(OTHER_KEY, OTHER_SECRET);
@@ -1068,19 +1051,18 @@ async fn flag_over_environment_over_config_file() {
 #[tokio::test]
 async fn repeated_flag_last_wins() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let server = world
-        .start(&[
-            "-c",
-            config.to_str().unwrap(),
+    let server = start_mounted(
+        &world,
+        &[
             "--port=1",
             "--port=0",
             "-i",
             "other-cluster",
             "-i",
             CLUSTER_ID,
-        ])
-        .await;
+        ],
+    )
+    .await;
     assert_ne!(server.tls_addr().port(), 1);
     assert_allowed(
         &webhook(&world).review(V1, &world.token()).await,
@@ -1094,8 +1076,7 @@ async fn repeated_flag_last_wins() {
 #[tokio::test]
 async fn one_log_line_per_review() {
     let world = world();
-    let config = world.write_config(MOUNTED_CONFIG);
-    let server = world.start(&["-c", config.to_str().unwrap()]).await;
+    let server = start_mounted(&world, &[]).await;
     let hook = webhook(&world);
     let token = world.token();
     for _ in 0..3 {
