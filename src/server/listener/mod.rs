@@ -30,8 +30,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -187,13 +187,9 @@ pub async fn serve(
         // accepted to see where it comes from; one beyond the limit is closed at once
         // unless it is from this node and a reserved slot is free.
         let early = if config.reserved_for_node == 0 {
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                p = Arc::clone(&slots).acquire_owned() => match p {
-                    Ok(p) => Some(p),
-                    Err(_) => break,
-                },
+            match free_slot(&slots, &shutdown).await {
+                Some(p) => Some(p),
+                None => break,
             }
         } else {
             None
@@ -211,22 +207,9 @@ pub async fn serve(
                 }
             },
         };
-        let slot = match early {
-            Some(p) => p,
-            None => match Arc::clone(&slots).try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    let local = tcp.local_addr().ok();
-                    let from_node = local.is_some_and(|l| is_from_node(l.ip(), peer.ip()));
-                    match Arc::clone(&reserved).try_acquire_owned() {
-                        Ok(p) if from_node => p,
-                        _ => {
-                            tracing::debug!(client = %peer, "listener full; closing");
-                            continue;
-                        }
-                    }
-                }
-            },
+        let Some(slot) = early.or_else(|| slot_now(&slots, &reserved, &tcp, peer)) else {
+            tracing::debug!(client = %peer, "listener full; closing");
+            continue;
         };
         let Some(peer_slot) = PeerCounts::enter(&peers, peer.ip(), per_peer) else {
             tracing::debug!(client = %peer, limit = per_peer, "too many connections from this address; closing");
@@ -244,6 +227,37 @@ pub async fn serve(
     tracing::debug!(address = ?local, "draining connections");
     // Resolves (with None) once every connection task has dropped its sender.
     let _ = all_closed.recv().await;
+}
+
+/// Waits for a free connection slot; `None` once shutting down.
+async fn free_slot(
+    slots: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => None,
+        p = Arc::clone(slots).acquire_owned() => p.ok(),
+    }
+}
+
+/// A slot for an accepted connection, without waiting: a free one, else a slot kept for
+/// clients on this node if it comes from one; `None` if the listener is full for it.
+fn slot_now(
+    slots: &Arc<Semaphore>,
+    reserved: &Arc<Semaphore>,
+    tcp: &TcpStream,
+    peer: SocketAddr,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = Arc::clone(slots).try_acquire_owned() {
+        return Some(p);
+    }
+    let local = tcp.local_addr().ok();
+    let from_node = local.is_some_and(|l| is_from_node(l.ip(), peer.ip()));
+    if !from_node {
+        return None;
+    }
+    Arc::clone(reserved).try_acquire_owned().ok()
 }
 
 /// Whether a client is on this node: it connected from the address it connected to (the
