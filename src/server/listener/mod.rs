@@ -117,9 +117,7 @@ impl ListenerConfig {
         };
         limit.max(1)
     }
-}
 
-impl ListenerConfig {
     /// The health listener's limits: the same deadlines, [`HEALTH_MAX_CONNECTIONS`] (a
     /// quarter per address) and [`HEALTH_RESERVED_FOR_NODE`] more for this node.
     pub fn for_health(self) -> Self {
