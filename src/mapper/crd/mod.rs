@@ -133,6 +133,8 @@ impl CrdMapper {
     // because it is the one thing that tells an operator which principal (role id, not
     // just name) an object actually served.
     fn record_user_id(&self, name: &str, entry: &Entry, user_id: &str) {
+        // The common case, an object whose status already shows this principal, is
+        // settled here without the lock `UserIds::record` (which checks it too) needs.
         if user_id.is_empty() || entry.user_id.as_deref() == Some(user_id) {
             return;
         }
