@@ -75,13 +75,6 @@ impl CacheConfig {
     }
 }
 
-/// A verified identity and how long it may be served.
-#[derive(Debug)]
-struct Cached {
-    verified: Verified,
-    ttl: Duration,
-}
-
 /// A coalesced answer that is not kept: moka hands a failed initialisation's error to
 /// every waiting request without inserting anything, which is also how an identity that
 /// may not be cached (caching off, or a token at its end) reaches them.
@@ -91,17 +84,19 @@ enum NotKept {
     Uncacheable(Verified),
 }
 
-/// Each entry expires after its own time to live, fixed when it is inserted.
-struct PerEntry;
+/// Each entry expires after its own time to live ([`CacheConfig::ttl`]), fixed when it
+/// is inserted. The entry is the [`Verified`] itself (an `Arc` and a time): no wrapper
+/// allocation per identity.
+struct PerEntry(CacheConfig);
 
-impl Expiry<Key, Arc<Cached>> for PerEntry {
+impl Expiry<Key, Verified> for PerEntry {
     fn expire_after_create(
         &self,
         _key: &Key,
-        value: &Arc<Cached>,
+        value: &Verified,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(self.0.ttl(value))
     }
 }
 
@@ -109,7 +104,7 @@ impl Expiry<Key, Arc<Cached>> for PerEntry {
 pub struct IdentityCache {
     inner: Arc<dyn TokenVerifier>,
     config: CacheConfig,
-    entries: Cache<Key, Arc<Cached>>,
+    entries: Cache<Key, Verified>,
     metrics: CacheMetrics,
 }
 
@@ -134,7 +129,7 @@ impl IdentityCache {
         let entries = Cache::builder()
             .max_capacity(config.capacity.max(1) as u64)
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(PerEntry)
+            .expire_after(PerEntry(config))
             .build();
         Self {
             inner,
@@ -168,9 +163,11 @@ impl IdentityCache {
             led.store(true, Ordering::Relaxed);
             self.metrics.miss();
             let verified = self.inner.verify(token).await.map_err(NotKept::Failed)?;
+            // The entry's time to live is computed again as it is inserted (`PerEntry`),
+            // a moment later: no longer than this.
             match self.config.ttl(&verified) {
                 Duration::ZERO => Err(NotKept::Uncacheable(verified)),
-                ttl => Ok(Arc::new(Cached { verified, ttl })),
+                _ => Ok(verified),
             }
         };
         let result = self.entries.try_get_with(key(token), init).await;
@@ -180,7 +177,7 @@ impl IdentityCache {
             self.metrics.hit();
         }
         match result {
-            Ok(cached) => Ok(cached.verified.clone()),
+            Ok(verified) => Ok(verified),
             Err(not_kept) => match &*not_kept {
                 NotKept::Failed(e) => Err(e.clone()),
                 NotKept::Uncacheable(verified) => Ok(verified.clone()),
