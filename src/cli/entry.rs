@@ -11,6 +11,21 @@ use crate::logging::{self, LogFormat, Output};
 /// Most threads the server's runtime starts for blocking work (file reads and writes).
 pub const SERVER_BLOCKING_THREADS: usize = 4;
 
+/// Most worker threads the server's runtime runs, whatever the node's core count.
+///
+/// The webhook answers one control-plane node's kube-apiserver, which caches answers
+/// itself; two workers serve tens of thousands of reviews a second (BENCHMARKS.md). Each
+/// more worker costs memory and gains nothing a node needs: its stack, its allocator
+/// heap or arena (what it freed stays resident there), its rustls and hyper buffers in
+/// the connections it serves. `TOKIO_WORKER_THREADS` still sets the count, read as
+/// tokio reads it but with an error rather than a panic for a bad value.
+pub const SERVER_WORKER_THREADS: usize = 2;
+
+/// How long an idle blocking-pool thread lives: the pool reads the key pair and a
+/// mapping file now and then, and a thread kept 10 s (tokio's default) after start-up
+/// stays resident with nothing to do.
+const SERVER_BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The whole process: parse, set up, run the command, exit.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -98,16 +113,46 @@ fn init_logging(cli: &Cli) -> Option<Option<LogFormat>> {
 /// which a single-threaded runtime starts faster and spawns no threads.
 fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     match command {
-        // One worker per core (the default). The blocking pool only reads the key pair
-        // and the mapping file now and then: a few threads, not tokio's 512.
-        Command::Server(_) => tokio::runtime::Builder::new_multi_thread()
-            .max_blocking_threads(SERVER_BLOCKING_THREADS)
-            .enable_all()
-            .build(),
+        // The blocking pool only reads the key pair and the mapping file now and then: a
+        // few threads, not tokio's 512.
+        Command::Server(_) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            builder
+                .worker_threads(server_workers(
+                    std::env::var_os("TOKIO_WORKER_THREADS"),
+                    cores,
+                )?)
+                .max_blocking_threads(SERVER_BLOCKING_THREADS)
+                .thread_keep_alive(SERVER_BLOCKING_KEEP_ALIVE)
+                .enable_all()
+                .build()
+        }
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
     }
+}
+
+/// The server's worker count on a node with `cores` cores: what `TOKIO_WORKER_THREADS`
+/// says when it is set, else at most [`SERVER_WORKER_THREADS`].
+///
+/// upstream: the Go runtime runs GOMAXPROCS = cores threads; we run two unless told,
+/// because a node's webhook needs no more and each thread costs resident memory.
+fn server_workers(env: Option<std::ffi::OsString>, cores: usize) -> std::io::Result<usize> {
+    // Read here rather than by tokio, which panics on a bad value.
+    let Some(value) = env else {
+        return Ok(cores.clamp(1, SERVER_WORKER_THREADS));
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "TOKIO_WORKER_THREADS={value:?}: not a positive number of threads"
+            ))
+        })
 }
 
 /// The exit status of a command's result: 0, the status an [`Exit`] carries (the
@@ -151,6 +196,26 @@ mod tests {
         ];
         for (result, want) in table {
             assert_eq!(status(&result), want, "{result:?}");
+        }
+    }
+
+    #[test]
+    fn server_workers_are_few_unless_the_environment_says_how_many() {
+        let table = [
+            (None, 1, Some(1)),
+            (None, 2, Some(2)),
+            (None, 16, Some(2)),
+            (None, 0, Some(1)),
+            (Some("8"), 2, Some(8)),
+            (Some(" 1 "), 16, Some(1)),
+            (Some("0"), 2, None),
+            (Some("two"), 2, None),
+            (Some(""), 2, None),
+        ];
+        for (env, cores, want) in table {
+            let env = env.map(std::ffi::OsString::from);
+            let got = server_workers(env.clone(), cores).ok();
+            assert_eq!(got, want, "{env:?} {cores}");
         }
     }
 
