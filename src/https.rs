@@ -7,8 +7,10 @@
 //! connections, and no redirects: hyper's client never follows a 3xx, which callers see
 //! as the non-success answer it is. The whole exchange's deadline is the caller's, since
 //! it also covers reading the body. Through a proxy when the caller passes the proxy
-//! variables it read from the environment ([`proxy`]).
+//! variables it read from the environment ([`proxy`]). AWS Query API requests (form
+//! `POST`s, SigV4-signed or not) and their bounded exchange are in [`form`].
 
+pub mod form;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@
 //! | [`cli`]       | one file per subcommand: flags → calls into the library (`token` is the `client` feature's) |
 //! | [`config`]    | the upstream config file (case-insensitive keys) and its typed mappings |
 //! | [`config::layer`] | one setting: flag > environment > config file > default (pure)   |
-//! | [`credentials`]| AWS credentials: AssumeRole; `token`'s chain, MFA, `--cache` (`client`) |
+//! | [`credentials`]| AWS credentials: the server's chain (env, profile keys, web identity, container, IMDSv2), our STS AssumeRole; `token`'s SDK chain, MFA, `--cache` (`client`) |
 //! | [`token`]     | the `k8s-aws-v1.` token: generate, validate (pure), verify via STS      |
 //! | [`aws`]       | partitions, regions, STS hosts and the host allow-list (pure, a leaf)   |
 //! | [`sts`]       | GetCallerIdentity: pooled HTTPS client, answers, STS metrics            |
@@ -42,6 +42,7 @@
 //! | [`ec2`]       | `{{EC2PrivateDNSName}}`: cached, batched, rate-limited DescribeInstances|
 //! | [`https`]     | the pooled HTTPS client of outbound calls: roots, CA file, timeouts     |
 //! | [`https::proxy`] | the proxy variables, and CONNECT tunnels through the proxy they name |
+//! | [`https::form`] | AWS Query API form POSTs (SigV4-signed or not) and their bounded exchange |
 //! | [`fsutil`]    | safe file writes: atomic, exclusive temp files, no links followed       |
 //! | [`error`]     | an error and its causes on one line                                     |
 //! | [`shutdown`]  | SIGTERM/SIGINT: drain once, exit at the second signal                   |

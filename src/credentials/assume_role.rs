@@ -1,21 +1,21 @@
 //! The one STS AssumeRole provider, and role session names.
 //!
 //! Used for `token --role`, for a profile's MFA role and for the server's
-//! `ec2DescribeInstancesRoleARN`. Assumed credentials are kept in memory and reused until
-//! [`REFRESH_BEFORE`] their expiry, so a long-running server assumes the role again in
-//! time and a one-shot `token` asks once.
+//! `ec2DescribeInstancesRoleARN`. Our own signed STS call ([`super::sts`]), not
+//! `aws-sdk-sts`: the server-side build carries no SDK. Assumed credentials are kept in
+//! memory and renewed [`REFRESH_BEFORE`] their expiry ([`super::refresh`]), so a
+//! long-running server assumes the role again in time and a one-shot `token` asks once.
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::SdkConfig;
-use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{self, ProvideCredentials};
+use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
 
 use super::Error;
+use super::refresh::Cache;
+pub use super::refresh::REFRESH_BEFORE;
+use super::sts::{self, Sts};
 
-/// Assumed credentials are renewed this long before they expire.
-pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// Upstream's MFA prompt, on stderr (stdout belongs to the ExecCredential kubectl reads).
 pub const MFA_PROMPT: &str = "Assume Role MFA token code: ";
 
@@ -55,18 +55,21 @@ pub fn default_session_name() -> String {
 /// `--forward-session-name`: the caller's own session name (the part after `:` of its
 /// user id, e.g. a federated user's e-mail), if it has one.
 pub async fn forwarded_session_name(
-    sdk: &SdkConfig,
-    base: impl ProvideCredentials + 'static,
+    sts: &Sts,
+    base: &SharedCredentialsProvider,
 ) -> Result<Option<String>, Error> {
-    let conf = aws_sdk_sts::config::Builder::from(sdk)
-        .credentials_provider(base)
-        .build();
-    let identity = aws_sdk_sts::Client::from_conf(conf)
-        .get_caller_identity()
-        .send()
+    let credentials = base.provide_credentials().await.map_err(Error::Load)?;
+    let identity = sts
+        .call(
+            "GetCallerIdentity",
+            &[],
+            &[],
+            Some(&credentials),
+            &["UserId"],
+        )
         .await
         .map_err(|e| Error::ForwardSessionName(Box::new(e)))?;
-    Ok(session_of_user_id(identity.user_id().unwrap_or_default()))
+    Ok(identity.get("UserId").and_then(|id| session_of_user_id(id)))
 }
 
 /// The session part of a `<unique id>:<session>` user id.
@@ -90,7 +93,8 @@ pub struct SourceHeaders {
 /// An STS AssumeRole credentials provider.
 #[derive(Debug)]
 pub struct AssumeRole {
-    sts: aws_sdk_sts::Client,
+    sts: Sts,
+    base: SharedCredentialsProvider,
     role_arn: String,
     session_name: String,
     external_id: Option<String>,
@@ -98,19 +102,16 @@ pub struct AssumeRole {
     mfa_serial: Option<String>,
     source: Option<SourceHeaders>,
     provider_name: &'static str,
-    cached: tokio::sync::Mutex<Option<Credentials>>,
+    cache: Cache,
 }
 
 impl AssumeRole {
-    /// Assumes `role_arn` with `base`'s credentials through an STS client configured
-    /// like `sdk` (region, endpoint, retries). Defaults: a generated session name, STS's
-    /// own duration, no external id, MFA or source headers.
-    pub fn new(sdk: &SdkConfig, base: impl ProvideCredentials + 'static, role_arn: &str) -> Self {
-        let conf = aws_sdk_sts::config::Builder::from(sdk)
-            .credentials_provider(base)
-            .build();
+    /// Assumes `role_arn` with `base`'s credentials through `sts`. Defaults: a generated
+    /// session name, STS's own duration, no external id, MFA or source headers.
+    pub fn new(sts: Sts, base: impl ProvideCredentials + 'static, role_arn: &str) -> Self {
         Self {
-            sts: aws_sdk_sts::Client::from_conf(conf),
+            sts,
+            base: SharedCredentialsProvider::new(base),
             role_arn: role_arn.to_owned(),
             session_name: default_session_name(),
             external_id: None,
@@ -118,7 +119,7 @@ impl AssumeRole {
             mfa_serial: None,
             source: None,
             provider_name: "AssumeRole",
-            cached: tokio::sync::Mutex::new(None),
+            cache: Cache::new(),
         }
     }
 
@@ -159,60 +160,44 @@ impl AssumeRole {
         self
     }
 
-    async fn fetch(&self) -> provider::Result {
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref()
-            && c.expiry()
-                .is_some_and(|exp| exp > SystemTime::now() + REFRESH_BEFORE)
-        {
-            return Ok(c.clone());
-        }
-        let credentials = self.assume().await?;
-        *cached = Some(credentials.clone());
-        Ok(credentials)
-    }
-
     async fn assume(&self) -> provider::Result {
+        let base = self.base.provide_credentials().await?;
         let token_code = match &self.mfa_serial {
             Some(_) => Some(read_mfa_code().await?),
             None => None,
         };
-        let duration = self
-            .duration
-            .map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
-        let source = self.source.clone();
-        let out = self
+        let duration = self.duration.map(|d| d.as_secs().to_string());
+        let mut params = vec![
+            ("RoleArn", self.role_arn.as_str()),
+            ("RoleSessionName", self.session_name.as_str()),
+        ];
+        let optional = [
+            ("DurationSeconds", duration.as_deref()),
+            ("ExternalId", self.external_id.as_deref()),
+            ("SerialNumber", self.mfa_serial.as_deref()),
+            ("TokenCode", token_code.as_deref()),
+        ];
+        params.extend(optional.iter().filter_map(|(k, v)| Some((*k, (*v)?))));
+        let headers: Vec<(&'static str, String)> = match &self.source {
+            Some(s) => vec![
+                ("x-amz-source-arn", s.arn.clone()),
+                ("x-amz-source-account", s.account.clone()),
+            ],
+            None => Vec::new(),
+        };
+        let fields = self
             .sts
-            .assume_role()
-            .role_arn(&self.role_arn)
-            .role_session_name(&self.session_name)
-            .set_external_id(self.external_id.clone())
-            .set_duration_seconds(duration)
-            .set_serial_number(self.mfa_serial.clone())
-            .set_token_code(token_code)
-            .customize()
-            .mutate_request(move |req| {
-                if let Some(s) = &source {
-                    req.headers_mut().insert("x-amz-source-arn", s.arn.clone());
-                    req.headers_mut()
-                        .insert("x-amz-source-account", s.account.clone());
-                }
-            })
-            .send()
+            .call(
+                "AssumeRole",
+                &params,
+                &headers,
+                Some(&base),
+                sts::CREDENTIAL_FIELDS,
+            )
             .await
             .map_err(CredentialsError::provider_error)?;
-        let c = out.credentials().ok_or_else(|| {
-            CredentialsError::provider_error("AssumeRole returned no credentials")
-        })?;
-        let expiry =
-            SystemTime::try_from(*c.expiration()).map_err(CredentialsError::provider_error)?;
-        Ok(Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            Some(expiry),
-            self.provider_name,
-        ))
+        sts::credentials_of("AssumeRole", &fields, self.provider_name)
+            .map_err(CredentialsError::provider_error)
     }
 }
 
@@ -234,7 +219,7 @@ impl ProvideCredentials for AssumeRole {
     where
         Self: 'a,
     {
-        provider::future::ProvideCredentials::new(self.fetch())
+        provider::future::ProvideCredentials::new(self.cache.get_or_fetch(|| self.assume()))
     }
 }
 

@@ -7,19 +7,31 @@
 //!   identity, containers, IMDS with a short budget), a profile's MFA role ([`profile`]),
 //!   the `--cache` file ([`cache`]) around those base credentials, then the `--role`
 //!   ([`assume_role`]), and the STS host the token is presigned for.
+//! * [`chain::Chain`] is the server's chain, without the SDK: environment, static profile
+//!   keys ([`shared_files`]), web identity, containers ([`container`]) and IMDSv2
+//!   ([`imds`], which also gives the server its region), over [`link_local`]'s client.
 //! * [`assume_role::AssumeRole`] is the one STS AssumeRole provider: `--role`, a
 //!   profile's MFA role (the code is asked for on stderr) and the server's
 //!   `ec2DescribeInstancesRoleARN` (with the confused-deputy source headers) all use it.
+//!   It and web identity call STS through [`sts`], our own Query API client.
+//! * [`refresh`] keeps credentials and renews them ahead of expiry, one fetch at a time.
 
 pub mod assume_role;
 #[cfg(feature = "client")]
 pub mod cache;
+pub mod chain;
+pub mod container;
+pub mod imds;
+pub mod link_local;
 #[cfg(feature = "client")]
 pub mod profile;
+pub mod refresh;
 #[cfg(feature = "client")]
 pub mod region;
 #[cfg(feature = "client")]
 mod resolve;
+pub mod shared_files;
+pub mod sts;
 
 use aws_credential_types::provider::error::CredentialsError;
 

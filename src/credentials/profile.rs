@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use aws_config::{Region, SdkConfig};
+use aws_config::Region;
 
 use super::ROLE_SESSION_DURATION;
 use super::assume_role::{AssumeRole, SessionName};
 use super::region::imds_client;
+use super::sts::Sts;
 
 /// The selected profile's MFA role settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,7 @@ fn from_keys<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<MfaRoleProfile
 impl MfaRoleProfile {
     /// The provider that prompts for the code and assumes the role with the source
     /// profile's credentials, for `duration_seconds` or else upstream's 15 minutes.
-    pub async fn into_provider(self, sdk: &SdkConfig, region: &Region) -> AssumeRole {
+    pub async fn into_provider(self, sts: Sts, region: &Region) -> AssumeRole {
         let source = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
             .profile_name(&self.source_profile)
             .region(region.clone())
@@ -75,7 +76,7 @@ impl MfaRoleProfile {
         let duration = self
             .duration_seconds
             .map_or(ROLE_SESSION_DURATION, |s| Duration::from_secs(u64::from(s)));
-        AssumeRole::new(sdk, source, &self.role_arn)
+        AssumeRole::new(sts, source, &self.role_arn)
             .session_name(session_name.resolve())
             .external_id(self.external_id)
             .duration(duration)

@@ -84,10 +84,10 @@ async fn imds_region() -> Result<String, ImdsRegionError> {
     Ok(region)
 }
 
-/// The host the token is presigned for: `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` if
-/// set (as the SDK's STS client would use), else the regional endpoint, honouring
+/// The STS endpoint URL: `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` if set (as the
+/// SDK's STS client would use), else the regional endpoint, honouring
 /// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT` (environment or profile).
-pub fn sts_host(sdk: &SdkConfig, region: &str) -> Result<String, Error> {
+pub fn sts_url(sdk: &SdkConfig, region: &str) -> Result<String, Error> {
     // The SDK already leaves the global endpoint out of `sdk` when this is set.
     let ignore_configured = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
@@ -96,13 +96,32 @@ pub fn sts_host(sdk: &SdkConfig, region: &str) -> Result<String, Error> {
         .filter(|u| !u.is_empty() && !ignore_configured)
         .or_else(|| sdk.endpoint_url().map(str::to_owned));
     match override_url {
-        Some(url) => endpoint_host(&url),
-        None => Ok(endpoints::sts_host(
-            region,
-            sdk.use_fips().unwrap_or(false),
-            sdk.use_dual_stack().unwrap_or(false),
+        Some(url) => endpoint_host(&url).map(|_| url),
+        None => Ok(format!(
+            "https://{}/",
+            endpoints::sts_host(
+                region,
+                sdk.use_fips().unwrap_or(false),
+                sdk.use_dual_stack().unwrap_or(false),
+            )
         )),
     }
+}
+
+/// The host the token is presigned for: the authority of [`sts_url`].
+pub fn sts_host(sdk: &SdkConfig, region: &str) -> Result<String, Error> {
+    endpoint_host(&sts_url(sdk, region)?)
+}
+
+/// The STS client `token`'s role assumptions and identity lookups go through.
+pub fn sts_client(sdk: &SdkConfig, region: &str) -> Result<super::sts::Sts, Error> {
+    let url = sts_url(sdk, region)?;
+    super::sts::Sts::new(&url, region, crate::https::proxy::ProxyEnv::from_env()).map_err(|e| {
+        Error::EndpointUrl {
+            url,
+            message: e.to_string(),
+        }
+    })
 }
 
 /// The authority (host and port) of an endpoint override.

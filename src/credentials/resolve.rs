@@ -68,9 +68,14 @@ pub async fn resolve(options: &Options) -> Result<Resolved, Error> {
         loader = loader.app_name(app);
     }
     let sdk = loader.load().await;
+    // Built only when a role is assumed: a plain-http endpoint override is fine for
+    // presigning and refused only for the calls we make ourselves.
+    let sts = || region::sts_client(&sdk, region.as_ref());
     let base = match profile::mfa_role_profile().await {
         // The SDK ignores `mfa_serial`; upstream prompts for the code, so we do too.
-        Some(profile) => SharedCredentialsProvider::new(profile.into_provider(&sdk, &region).await),
+        Some(profile) => {
+            SharedCredentialsProvider::new(profile.into_provider(sts()?, &region).await)
+        }
         None => sdk.credentials_provider().ok_or(Error::NoProvider)?,
     };
     let base = match &options.cache_for_cluster {
@@ -82,13 +87,14 @@ pub async fn resolve(options: &Options) -> Result<Resolved, Error> {
     };
     let provider = match &options.role {
         Some(role) => {
+            let sts = sts()?;
             let session_name = match &role.session_name {
-                SessionName::Forwarded => assume_role::forwarded_session_name(&sdk, base.clone())
+                SessionName::Forwarded => assume_role::forwarded_session_name(&sts, &base)
                     .await?
                     .map_or(SessionName::Default, SessionName::Given),
                 other => other.clone(),
             };
-            let assume = AssumeRole::new(&sdk, base, &role.role_arn)
+            let assume = AssumeRole::new(sts, base, &role.role_arn)
                 .session_name(session_name.resolve())
                 .external_id(role.external_id.clone())
                 .duration(ROLE_SESSION_DURATION);

@@ -1,15 +1,14 @@
 //! Signing and sending `DescribeInstances`, and reading its answer.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper_util::client::legacy::connect::dns::GaiResolver;
+
+use crate::https::form;
 
 use super::{API_VERSION, Error, Settings};
 
@@ -87,42 +86,6 @@ impl Ec2Client {
         body
     }
 
-    fn signed_request(
-        &self,
-        credentials: &Credentials,
-        body: String,
-    ) -> Result<http::Request<Full<Bytes>>, String> {
-        const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
-        let url = self.endpoint.to_string();
-        let identity = credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url.as_str(),
-            std::iter::once(("content-type", CONTENT_TYPE)),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        let mut request = http::Request::post(url)
-            .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(http::header::USER_AGENT, crate::https::user_agent())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
-    }
-
     /// `DescribeInstances` for `ids`: instance id → private DNS name, for those found.
     pub(super) async fn describe(&self, ids: &[String]) -> Result<HashMap<String, String>, String> {
         let credentials = self
@@ -130,34 +93,27 @@ impl Ec2Client {
             .provide_credentials()
             .await
             .map_err(|e| format!("no credentials: {e}"))?;
-        let request = self.signed_request(&credentials, Self::body(ids))?;
-        let limit = max_body_bytes(ids.len());
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| crate::error::error_chain(&e))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<LengthLimitError>() {
-                        format!(
-                            "EC2 answered more than {limit} bytes for {} instance(s)",
-                            ids.len()
-                        )
-                    } else {
-                        crate::error::error_chain(e.as_ref())
-                    }
-                })?
-                .to_bytes();
-            Ok::<_, String>((status, body))
+        let signer = form::Signer {
+            credentials: &credentials,
+            region: &self.region,
+            service: "ec2",
         };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+        let request = form::post(
+            &self.endpoint.to_string(),
+            Self::body(ids),
+            &[],
+            Some(signer),
+        )?;
+        let limit = max_body_bytes(ids.len());
+        let (status, body) = form::exchange(&self.http, request, self.timeout, limit)
             .await
-            .map_err(|_| format!("no answer within {:?}", self.timeout))??;
+            .map_err(|e| match e {
+                form::ExchangeError::TooLarge(_) => format!(
+                    "EC2 answered more than {limit} bytes for {} instance(s)",
+                    ids.len()
+                ),
+                other => other.to_string(),
+            })?;
         let text = String::from_utf8_lossy(&body);
         if !status.is_success() {
             let quoted: String = text.chars().take(MAX_QUOTED_BODY).collect();
@@ -222,6 +178,7 @@ pub fn parse_describe_instances(xml: &str) -> Result<HashMap<String, String>, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::Credentials;
 
     const ANSWER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">

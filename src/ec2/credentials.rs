@@ -1,6 +1,6 @@
-//! The keys `DescribeInstances` is signed with: the SDK's standard chain, or, with
-//! `server.ec2DescribeInstancesRoleARN`, that role assumed with them (carrying the
-//! confused-deputy headers of `server.sourceARN`).
+//! The keys `DescribeInstances` is signed with: the server's credential chain
+//! ([`crate::credentials::chain`]), or, with `server.ec2DescribeInstancesRoleARN`, that
+//! role assumed with them (carrying the confused-deputy headers of `server.sourceARN`).
 
 use std::time::Duration;
 
@@ -9,34 +9,35 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use super::Error;
 use crate::config::ServerConfig;
 use crate::credentials::assume_role::{AssumeRole, SourceHeaders};
+use crate::credentials::chain::Chain;
+use crate::credentials::sts::Sts;
+use crate::https::proxy::ProxyEnv;
 
 /// How long `ec2DescribeInstancesRoleARN` sessions last (renewed five minutes early).
 const ASSUMED_ROLE_DURATION: Duration = Duration::from_secs(3600);
 /// The role session name (upstream's).
 const SESSION_NAME: &str = "aws-iam-authenticator";
 
-/// The credentials provider for EC2 calls in `region`.
-pub(super) async fn provider(
+/// The credentials provider for EC2 calls in `region`; STS calls go through `proxy`.
+pub(super) fn provider(
     config: &ServerConfig,
     region: &str,
+    proxy: &ProxyEnv,
 ) -> Result<SharedCredentialsProvider, Error> {
     let role = role_settings(
         config.ec2_describe_instances_role_arn.as_deref(),
         config.source_arn.as_deref(),
     )?;
-    // The SDK's standard chain. SSO and `credential_process` profiles are links of it only
-    // in the full build (the `client` feature turns them on in aws-config); the shipped
-    // server-side build has no use for them on a node and saves their code.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .load()
-        .await;
-    let base = sdk.credentials_provider().ok_or(Error::NoCredentials)?;
+    // upstream: the Go SDK's whole default chain; we read what a node has (environment,
+    // static profile keys, web identity, containers, IMDS) without the SDK, which would
+    // double the server-side binary's size.
+    let base = Chain::new(region, proxy.clone());
     let Some((role_arn, source)) = role else {
-        return Ok(base);
+        return Ok(SharedCredentialsProvider::new(base));
     };
     tracing::info!("Using assumed role for EC2 API");
-    let assume = AssumeRole::new(&sdk, base, role_arn)
+    let sts = Sts::for_region(region, proxy.clone()).map_err(Error::Sts)?;
+    let assume = AssumeRole::new(sts, base, role_arn)
         .session_name(SESSION_NAME.to_owned())
         .duration(ASSUMED_ROLE_DURATION)
         .source_headers(source)

@@ -17,8 +17,8 @@
 //! # How EC2 is called
 //!
 //! Not through `aws-sdk-ec2`: that crate alone costs minutes of compile time on a small
-//! builder and megabytes of binary for one API call. Credentials come from `aws-config`
-//! (the standard chain; with `server.ec2DescribeInstancesRoleARN`, an STS AssumeRole
+//! builder and megabytes of binary for one API call. Credentials come from the server's
+//! own chain ([`crate::credentials::chain`]; with `server.ec2DescribeInstancesRoleARN`, an STS AssumeRole
 //! carrying the `x-amz-source-arn`/`x-amz-source-account` headers of `server.sourceARN`),
 //! the EC2 Query API request (`Action=DescribeInstances&Version=2016-11-15`) is signed
 //! with `aws-sigv4`, sent with the shared HTTPS client ([`crate::https`]), and the XML answer is
@@ -34,7 +34,7 @@
 //! * [`rate_limit`]: the token bucket;
 //! * [`batcher`]: cache, coalescing, batching ([`Ec2PrivateDns`]);
 //! * [`metrics`]: `ec2_describe_instances_calls_total` ([`Ec2Metrics`]);
-//! * [`credentials`]: the keys EC2 is called with (the standard chain, or the
+//! * [`credentials`]: the keys EC2 is called with (the server's chain, or the
 //!   `ec2DescribeInstancesRoleARN` role through [`crate::credentials`]).
 
 mod batcher;
@@ -92,9 +92,9 @@ pub enum Error {
     /// `server.sourceARN` is not an ARN.
     #[error("sourcearn {0} is not a valid arn")]
     SourceArn(String),
-    /// No credentials provider could be configured.
-    #[error("no AWS credentials provider for EC2")]
-    NoCredentials,
+    /// The STS client for `ec2DescribeInstancesRoleARN` could not be set up.
+    #[error("EC2 credentials: {0}")]
+    Sts(#[source] crate::credentials::sts::StsError),
 }
 
 /// How the lookup behaves.
@@ -165,14 +165,15 @@ pub async fn from_config(
         );
         return Ok(None);
     };
-    let credentials = credentials::provider(config, &region).await?;
+    let proxy = crate::https::proxy::ProxyEnv::from_env();
+    let credentials = credentials::provider(config, &region, &proxy)?;
     let mut settings = Settings::new(
         endpoint(&region, config.partition.domain()),
         region,
         config.ec2_describe_instances_qps,
         config.ec2_describe_instances_burst,
     );
-    settings.proxy = crate::https::proxy::ProxyEnv::from_env();
+    settings.proxy = proxy;
     let lookup = Ec2PrivateDns::new(settings, credentials, metrics)?;
     Ok(Some(Arc::new(lookup)))
 }

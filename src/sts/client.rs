@@ -229,21 +229,17 @@ pub async fn instance_region() -> Option<String> {
             return Some(v.trim().to_owned());
         }
     }
-    if std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
-        return None;
-    }
-    let client = aws_config::imds::Client::builder()
-        .max_attempts(1)
-        .connect_timeout(Duration::from_millis(500))
-        .read_timeout(Duration::from_millis(500))
-        .build();
-    let lookup = client.get("/latest/meta-data/placement/region");
-    match tokio::time::timeout(Duration::from_secs(1), lookup).await {
-        Ok(Ok(region)) => {
-            let region: String = region.into();
-            let region = region.trim().to_owned();
-            (!region.is_empty()).then_some(region)
+    let env = |name: &str| std::env::var(name).ok();
+    let imds = match crate::credentials::imds::Imds::from_env(&env) {
+        Ok(Some(imds)) => imds,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("[Warn] Region not found in instance metadata, err: {e}");
+            return None;
         }
+    };
+    match tokio::time::timeout(Duration::from_secs(1), imds.region()).await {
+        Ok(Ok(region)) => Some(region),
         Ok(Err(e)) => {
             tracing::warn!("[Warn] Region not found in instance metadata, err: {e}");
             None

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod aws_fakes;
 pub mod certs;
 pub mod docs;
 pub mod fake_k8s;
