@@ -190,12 +190,18 @@ impl Sts {
     }
 }
 
-/// The endpoint override `get` names, else `region`'s STS endpoint.
+/// The endpoint override `get` names, else `region`'s STS endpoint (FIPS and dual-stack
+/// as `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT` say).
 pub fn url_for_region(region: &str, get: impl Fn(&str) -> Option<String>) -> String {
+    let on = |var: &str| get(var).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let (fips, dual_stack) = (
+        on("AWS_USE_FIPS_ENDPOINT"),
+        on("AWS_USE_DUALSTACK_ENDPOINT"),
+    );
     endpoint_override(get).unwrap_or_else(|| {
         format!(
             "https://{}/",
-            crate::aws::endpoints::sts_host(region, false, false)
+            crate::aws::endpoints::sts_host(region, fips, dual_stack)
         )
     })
 }
@@ -440,6 +446,10 @@ mod tests {
         assert_eq!(
             url_for_region("cn-north-1", env(&[])),
             "https://sts.cn-north-1.amazonaws.com.cn/"
+        );
+        assert_eq!(
+            url_for_region("us-east-2", env(&[("AWS_USE_FIPS_ENDPOINT", "true")])),
+            "https://sts-fips.us-east-2.amazonaws.com/"
         );
     }
 }
