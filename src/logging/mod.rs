@@ -24,7 +24,7 @@ pub mod writer;
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -117,19 +117,14 @@ pub enum Output {
 /// Joins the background writer once it has written every queued line.
 static BACKGROUND: Mutex<Option<writer::Guard>> = Mutex::new(None);
 
-/// Installs the global subscriber. Our own crate logs at `level`; dependencies only at
-/// `warn` and above, so hyper or the AWS SDK don't flood the webhook's log.
-/// `AWS_IAM_AUTHENTICATOR_LOG_FILTER` (an `EnvFilter` directive) overrides that, for debugging.
+/// Installs the global subscriber, filtered by [`filter`].
 pub fn init(format: LogFormat, level: tracing::Level, output: Output) {
-    let filter = std::env::var("AWS_IAM_AUTHENTICATOR_LOG_FILTER")
-        .ok()
-        .and_then(|d| EnvFilter::try_new(d).ok())
-        .unwrap_or_else(|| {
-            EnvFilter::new(format!(
-                "warn,aws_iam_authenticator={}",
-                level.as_str().to_ascii_lowercase()
-            ))
-        });
+    let filter = filter(
+        std::env::var("AWS_IAM_AUTHENTICATOR_LOG_FILTER")
+            .ok()
+            .as_deref(),
+        level,
+    );
     match output {
         Output::Direct => {
             install(filter, format, std::io::stderr);
@@ -155,7 +150,7 @@ pub fn init(format: LogFormat, level: tracing::Level, output: Output) {
 
 /// Installs the subscriber writing to `writer`; whether it was installed. A second init
 /// (tests that call the CLI entry point twice) is harmless: the first stays.
-fn install<W>(filter: EnvFilter, format: LogFormat, writer: W) -> bool
+fn install<W>(filter: Targets, format: LogFormat, writer: W) -> bool
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -164,6 +159,23 @@ where
         .with(layer::Logrus::new(format, writer))
         .try_init()
         .is_ok()
+}
+
+/// What gets logged: our own crate at `level`; dependencies only at `warn` and above, so
+/// hyper or the AWS SDK don't flood the webhook's log. `directives`
+/// (`AWS_IAM_AUTHENTICATOR_LOG_FILTER`, for debugging) replaces that when it parses:
+/// comma-separated `target=level` pairs and a bare default level, e.g.
+/// `warn,aws_iam_authenticator=debug,h2=trace`.
+///
+/// A target prefix and a level are all we need, so this is `Targets` and not `EnvFilter`:
+/// `EnvFilter`'s span and field directives cost a regex engine with a DFA builder in the
+/// binary (`matchers`), for no setting we document.
+fn filter(directives: Option<&str>, level: tracing::Level) -> Targets {
+    directives.and_then(|d| d.parse().ok()).unwrap_or_else(|| {
+        Targets::new()
+            .with_default(LevelFilter::WARN)
+            .with_target(env!("CARGO_CRATE_NAME"), level)
+    })
 }
 
 /// Writes out every queued line and stops the background writer (a no-op for
@@ -195,6 +207,31 @@ mod tests {
         assert_eq!(parse_level("fatal"), Some(tracing::Level::ERROR));
         assert_eq!(parse_level("loud"), None);
         assert!(invalid_level_message("loud").starts_with("Invalid log level \"loud\""));
+    }
+
+    #[test]
+    fn filters() {
+        use tracing::Level;
+        let ours = "aws_iam_authenticator::server::listener";
+        let default = filter(None, Level::DEBUG);
+        assert!(default.would_enable(ours, &Level::DEBUG));
+        assert!(!default.would_enable(ours, &Level::TRACE));
+        assert!(default.would_enable("hyper::proto", &Level::WARN));
+        assert!(!default.would_enable("hyper::proto", &Level::INFO));
+
+        let custom = filter(
+            Some("error,h2=trace,aws_iam_authenticator=off"),
+            Level::DEBUG,
+        );
+        assert!(custom.would_enable("h2::codec", &Level::TRACE));
+        assert!(!custom.would_enable(ours, &Level::ERROR));
+        assert!(custom.would_enable("rustls", &Level::ERROR));
+        assert!(!custom.would_enable("rustls", &Level::WARN));
+
+        // What does not parse (an `EnvFilter` span directive) leaves the default.
+        let bad = filter(Some("[request{id=1}]=trace"), Level::INFO);
+        assert!(bad.would_enable(ours, &Level::INFO));
+        assert!(!bad.would_enable("hyper", &Level::INFO));
     }
 
     #[test]
