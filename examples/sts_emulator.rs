@@ -11,7 +11,10 @@
 //! from `STS_EMULATOR_IDENTITIES` (the same, separated by `;`).
 //!
 //! For load runs (`make bench`): `--delay-ms N` answers every request N ms late (a
-//! distant STS), `--no-record` keeps no request (only counts them), and
+//! distant STS), `--no-record` keeps no request (only counts them), `--fixed` answers
+//! every `GetCallerIdentity` with the first identity without checking the signature (see
+//! `StsEmulator::answer_fixed`: the stand-in then costs the shared cores as little as it
+//! can), and
 //! `--write-reviews PATH --count N --cluster-id ID [--region R]` writes N TokenReview
 //! bodies, one a line, each with a distinct valid token of the first identity, and exits.
 
@@ -27,7 +30,7 @@ use base64::Engine as _;
 use sts_emulator::{Identity, StsEmulator};
 
 const USAGE: &str = "usage: sts_emulator [--identity AKID,SECRET,ARN,ACCOUNT,USERID]... \
-                     [--ca-file PATH] [--port PORT] [--stdin] [--delay-ms N] [--no-record]\n\
+                     [--ca-file PATH] [--port PORT] [--stdin] [--delay-ms N] [--no-record] [--fixed]\n\
                      \x20      sts_emulator --identity ... --write-reviews PATH --count N \
                      --cluster-id ID [--region REGION]";
 
@@ -39,6 +42,7 @@ struct Options {
     stdin: bool,
     delay: Duration,
     no_record: bool,
+    fixed: bool,
     write_reviews: Option<PathBuf>,
     count: usize,
     cluster_id: String,
@@ -91,6 +95,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--stdin" => opts.stdin = true,
             "--no-record" => opts.no_record = true,
+            "--fixed" => opts.fixed = true,
             "--delay-ms" => {
                 let ms = value()?
                     .parse()
@@ -136,6 +141,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if opts.fixed {
+        let Some((_, _, identity)) = opts.identities.first() else {
+            eprintln!("sts_emulator: --fixed needs an --identity\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        emu.answer_fixed(identity, opts.delay);
+    }
     for (akid, secret, identity) in opts.identities {
         emu.add_identity(&akid, &secret, identity);
     }

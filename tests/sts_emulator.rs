@@ -545,6 +545,38 @@ async fn delay_knob() {
 }
 
 #[tokio::test]
+async fn fixed_answer_for_load_runs() {
+    let emu = StsEmulator::start().unwrap();
+    let alice = Identity::new(
+        "arn:aws:iam::111122223333:user/alice",
+        "111122223333",
+        "AIDAALICE",
+    );
+    emu.answer_fixed(&alice, Duration::ZERO);
+    // Any signature, known key or not: the one identity, as JSON, over both versions.
+    let forged = GOLDEN_URL.replace("X-Amz-Signature=e2", "X-Amz-Signature=00");
+    for h2 in [false, true] {
+        let r = get(&emu, &forged, &[CLUSTER, JSON], h2).await;
+        assert_eq!(
+            (r.status, r.content_type.as_str()),
+            (200, "application/json"),
+            "{}",
+            r.body
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let result = &v["GetCallerIdentityResponse"]["GetCallerIdentityResult"];
+        assert_eq!(result["Arn"], "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(result["Account"], "111122223333");
+        assert_eq!(result["UserId"], "AIDAALICE");
+    }
+    let other = GOLDEN_URL.replace("Action=GetCallerIdentity", "Action=GetSessionToken");
+    assert_eq!(get(&emu, &other, &[CLUSTER, JSON], false).await.status, 400);
+    // Counted, not recorded.
+    assert_eq!(emu.request_count(), 3);
+    assert!(emu.requests().is_empty());
+}
+
+#[tokio::test]
 async fn down_knob_refuses_connections_then_recovers() {
     let emu = golden_emulator();
     assert_eq!(

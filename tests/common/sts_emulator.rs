@@ -197,6 +197,15 @@ struct State {
     unrecorded: AtomicUsize,
     knobs: Mutex<Knobs>,
     request_ids: AtomicU64,
+    /// Set for load runs: every `GetCallerIdentity` gets this answer, unchecked.
+    fixed: std::sync::OnceLock<Fixed>,
+}
+
+/// The one answer of a load run's emulator (see [`StsEmulator::answer_fixed`]).
+#[derive(Debug)]
+struct Fixed {
+    body: Bytes,
+    delay: Duration,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -366,6 +375,20 @@ impl StsEmulator {
         lock(&self.state.knobs).no_recording = !on;
     }
 
+    /// For load runs (`make bench`): from now on, answer every `GetCallerIdentity` with
+    /// `identity`, after `delay`, without checking its signature or recording it (only
+    /// counting). The answer's bytes are made once; a request costs no allocation of
+    /// ours, so the emulator takes as little of the machine's cores as a stand-in for a
+    /// remote STS can. Has no effect after the first call.
+    pub fn answer_fixed(&self, identity: &Identity, delay: Duration) {
+        let body = Bytes::from(success_body(
+            identity,
+            "00000000-5e55-4e57-8000-000000000000",
+            true,
+        ));
+        let _ = self.state.fixed.set(Fixed { body, delay });
+    }
+
     /// Every request received so far (while recording).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state.requests).clone()
@@ -533,6 +556,9 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(fixed) = state.fixed.get() {
+        return Ok(answer_fixed(&state, fixed, &req).await);
+    }
     let knobs = lock(&state.knobs).clone();
     let now = knobs.now.unwrap_or_else(SystemTime::now);
     let request_id = request_id(&state);
@@ -644,6 +670,37 @@ async fn handle(
         response.headers_mut().insert("x-amzn-requestid", v);
     }
     Ok(response)
+}
+
+/// The fixed answer for a `GetCallerIdentity` (a 400 for anything else), counted.
+async fn answer_fixed(
+    state: &State,
+    fixed: &Fixed,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    state.unrecorded.fetch_add(1, Ordering::Relaxed);
+    let asked = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "Action=GetCallerIdentity"));
+    if !fixed.delay.is_zero() {
+        tokio::time::sleep(fixed.delay).await;
+    }
+    let (status, body) = if asked {
+        (StatusCode::OK, fixed.body.clone())
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            Bytes::from_static(b"{\"Error\":{\"Code\":\"InvalidAction\",\"Type\":\"Sender\"}}"),
+        )
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn request_id(state: &State) -> String {
