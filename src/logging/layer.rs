@@ -24,6 +24,8 @@ const KEPT_LINE_CAPACITY: usize = 16 * 1024;
 thread_local! {
     /// The line being built on this thread, its capacity reused from line to line.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The fields of the event being printed on this thread, reused likewise.
+    static EVENT: RefCell<Fields> = RefCell::new(Fields::default());
 }
 
 /// Prints events as logrus lines to `writer`.
@@ -38,9 +40,8 @@ impl<W> Logrus<W> {
         Self { format, writer }
     }
 
-    fn line(&self, event: &Event<'_>, spans: Option<Fields>, out: &mut String) {
-        let mut fields = spans.unwrap_or_default();
-        event.record(&mut fields);
+    /// The line of an event whose fields (sorted) are `fields`, appended to `out`.
+    fn line(&self, event: &Event<'_>, fields: &Fields, out: &mut String) {
         let meta = event.metadata();
         let level = if meta.target() == FATAL_TARGET {
             "fatal"
@@ -50,8 +51,7 @@ impl<W> Logrus<W> {
         let record = Record {
             time: OffsetDateTime::now_utc(),
             level,
-            msg: &fields.msg,
-            fields: &fields.rest,
+            fields,
         };
         match self.format {
             LogFormat::Text => record.text(out),
@@ -82,37 +82,51 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         // The enclosing spans' fields (outermost first), then the event's own.
-        let spans = ctx.event_scope(event).map(|scope| {
-            let mut fields = Fields::default();
-            for span in scope.from_root() {
-                if let Some(f) = span.extensions().get::<Fields>() {
-                    fields.inherit(f);
+        let gather = |fields: &mut Fields| {
+            fields.clear();
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope.from_root() {
+                    if let Some(f) = span.extensions().get::<Fields>() {
+                        fields.inherit(f);
+                    }
                 }
             }
-            fields
-        });
-        let write = |line: &str| {
+            event.record(fields);
+            fields.sort();
+        };
+        let print = |fields: &Fields, out: &mut String| {
+            self.line(event, fields, out);
             let _ = self
                 .writer
                 .make_writer_for(event.metadata())
-                .write_all(line.as_bytes());
+                .write_all(out.as_bytes());
         };
-        LINE.with(|buf| match buf.try_borrow_mut() {
-            Ok(mut out) => {
+        // The thread's buffers, unless this is an event logged while this thread prints
+        // one (by the writer itself): then buffers of its own.
+        let reused = EVENT.with(|fields| {
+            LINE.with(|line| {
+                let (Ok(mut fields), Ok(mut out)) =
+                    (fields.try_borrow_mut(), line.try_borrow_mut())
+                else {
+                    return false;
+                };
+                gather(&mut fields);
                 out.clear();
-                self.line(event, spans, &mut out);
-                write(&out);
+                print(&fields, &mut out);
                 if out.capacity() > KEPT_LINE_CAPACITY {
                     *out = String::new();
                 }
-            }
-            // An event logged while this thread writes a line (by the writer itself).
-            Err(_) => {
-                let mut out = String::new();
-                self.line(event, spans, &mut out);
-                write(&out);
-            }
+                if fields.capacity() > KEPT_LINE_CAPACITY {
+                    *fields = Fields::default();
+                }
+                true
+            })
         });
+        if !reused {
+            let mut fields = Fields::default();
+            gather(&mut fields);
+            print(&fields, &mut String::new());
+        }
     }
 }
 

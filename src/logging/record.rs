@@ -1,98 +1,181 @@
 //! One log entry's fields and how they are printed: logrus's text and JSON shapes.
 //!
 //! The lines are written straight into one buffer: field names are the `&'static str`s
-//! of `tracing`'s metadata, values are kept as they were recorded, and the JSON escaping
-//! is done here (it is serde_json's, plus Go's `<`, `>`, `&`, U+2028 and U+2029), so a
-//! line costs no intermediate map or JSON value.
+//! of `tracing`'s metadata, values are written as they are recorded into one text buffer
+//! per entry (no string per value), and the JSON escaping is done here (it is
+//! serde_json's, plus Go's `<`, `>`, `&`, U+2028 and U+2029), so a line costs no
+//! intermediate map or JSON value, and an event printed with reused [`Fields`] allocates
+//! nothing.
 
-use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+use std::ops::Range;
 
 use time::OffsetDateTime;
 use tracing::Level;
 use tracing::field::{Field, Visit};
 
-/// A field's value: JSON keeps numbers and booleans as they are, text prints them.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Value {
-    Str(String),
-    /// A number or a boolean.
-    Json(serde_json::Value),
+/// How a value is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Text: a JSON string, quoted in text lines when it needs to be.
+    Str,
+    /// A number or a boolean, already in its JSON form: printed as it is in both shapes.
+    Raw,
 }
 
-impl Value {
-    fn text(&self) -> Cow<'_, str> {
-        match self {
-            Value::Str(s) => Cow::Borrowed(s),
-            Value::Json(v) => Cow::Owned(v.to_string()),
+/// One field: its name, how it prints, and where its value is in [`Fields`]' text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    name: &'static str,
+    kind: Kind,
+    value: Range<usize>,
+}
+
+impl Entry {
+    /// The key it is printed under, as a prefix and the name: logrus's
+    /// `prefixFieldClashes` turns a field named like one of the fixed keys into
+    /// `fields.<name>`.
+    fn key(&self) -> (&'static str, &'static str) {
+        match self.name {
+            "time" | "level" | "msg" | "logrus_error" => ("fields.", self.name),
+            _ => ("", self.name),
         }
     }
+}
+
+/// Orders printed keys (`prefix` + `name`) as the strings they make.
+fn key_order(a: (&str, &str), b: (&str, &str)) -> std::cmp::Ordering {
+    a.0.bytes()
+        .chain(a.1.bytes())
+        .cmp(b.0.bytes().chain(b.1.bytes()))
 }
 
 /// An event's message and other fields, or a span's fields (its message among them).
 #[derive(Debug, Default, Clone)]
 pub(super) struct Fields {
-    pub msg: String,
-    /// In the order first recorded; a field recorded again replaces its value.
-    pub rest: Vec<(&'static str, Value)>,
+    /// Every value's text, one after another (a value recorded again leaves its old
+    /// text behind, unused).
+    text: String,
+    msg: Range<usize>,
+    /// In the order first recorded (until [`Fields::sort`]); a field recorded again
+    /// replaces its value.
+    entries: Vec<Entry>,
 }
 
 impl Fields {
-    fn put(&mut self, field: &Field, value: Value) {
-        if field.name() == "message" {
-            self.msg = match value {
-                Value::Str(s) => s,
-                Value::Json(v) => v.to_string(),
-            };
-        } else {
-            self.insert(field.name(), value);
+    /// Empties it, keeping its buffers' capacity.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.msg = 0..0;
+        self.entries.clear();
+    }
+
+    /// The capacity its buffers hold, in bytes.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+
+    /// The message.
+    pub fn msg(&self) -> &str {
+        &self.text[self.msg.clone()]
+    }
+
+    /// The fields but the message: name, how it prints, value.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Kind, &str)> + '_ {
+        self.entries
+            .iter()
+            .map(|e| (e.name, e.kind, &self.text[e.value.clone()]))
+    }
+
+    /// Records `name` (the message when it is `message`) as what `write` writes.
+    fn put(&mut self, name: &'static str, kind: Kind, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let value = start..self.text.len();
+        if name == "message" {
+            self.msg = value;
+            return;
+        }
+        match self.entries.iter_mut().find(|e| e.name == name) {
+            Some(e) => {
+                e.kind = kind;
+                e.value = value;
+            }
+            None => self.entries.push(Entry { name, kind, value }),
         }
     }
 
-    fn insert(&mut self, name: &'static str, value: Value) {
-        match self.rest.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = value,
-            None => self.rest.push((name, value)),
+    /// Records the field `name` as `value` (not the message: `message` is a field here).
+    pub fn insert(&mut self, name: &'static str, kind: Kind, value: &str) {
+        let start = self.text.len();
+        self.text.push_str(value);
+        let value = start..self.text.len();
+        match self.entries.iter_mut().find(|e| e.name == name) {
+            Some(e) => {
+                e.kind = kind;
+                e.value = value;
+            }
+            None => self.entries.push(Entry { name, kind, value }),
         }
     }
 
     /// Takes an enclosing span's fields as extra keys (its message, if any, as `message`).
     pub fn inherit(&mut self, span: &Fields) {
-        for (k, v) in &span.rest {
-            self.insert(k, v.clone());
+        for (name, kind, value) in span.iter() {
+            self.insert(name, kind, value);
         }
         if !span.msg.is_empty() {
-            self.insert("message", Value::Str(span.msg.clone()));
+            self.insert("message", Kind::Str, span.msg());
         }
+    }
+
+    /// Puts the fields in the order they are printed: by printed key.
+    pub fn sort(&mut self) {
+        self.entries.sort_by(|a, b| key_order(a.key(), b.key()));
     }
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, Value::Str(value.to_owned()));
+        self.put(field.name(), Kind::Str, |t| t.push_str(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, Value::Json(value.into()));
+        self.put(field.name(), Kind::Raw, |t| {
+            t.push_str(if value { "true" } else { "false" })
+        });
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, Value::Json(value.into()));
+        self.put(field.name(), Kind::Raw, |t| {
+            let _ = write!(t, "{value}");
+        });
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, Value::Json(value.into()));
+        self.put(field.name(), Kind::Raw, |t| {
+            let _ = write!(t, "{value}");
+        });
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         // NaN and infinities have no JSON number: logrus would fail to marshal them; a
-        // string keeps the line.
-        let v = serde_json::Number::from_f64(value)
-            .map_or_else(|| Value::Str(value.to_string()), |n| Value::Json(n.into()));
-        self.put(field, v);
+        // string keeps the line. Finite ones as serde_json prints them (`1.0`, not `1`).
+        match serde_json::Number::from_f64(value) {
+            Some(n) => self.put(field.name(), Kind::Raw, |t| {
+                let _ = write!(t, "{n}");
+            }),
+            None => self.put(field.name(), Kind::Str, |t| {
+                let _ = write!(t, "{value}");
+            }),
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // logrus's `WithError` and its JSON formatter print an error as `err.Error()`.
-        self.put(field, Value::Str(value.to_string()));
+        self.put(field.name(), Kind::Str, |t| {
+            let _ = write!(t, "{value}");
+        });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, Value::Str(format!("{value:?}")));
+        self.put(field.name(), Kind::Str, |t| {
+            let _ = write!(t, "{value:?}");
+        });
     }
 }
 
@@ -101,33 +184,16 @@ impl Visit for Fields {
 pub(super) struct Record<'a> {
     pub time: OffsetDateTime,
     pub level: &'static str,
-    pub msg: &'a str,
-    pub fields: &'a [(&'static str, Value)],
+    /// The message and the fields, sorted ([`Fields::sort`]).
+    pub fields: &'a Fields,
 }
 
 impl Record<'_> {
-    /// The fields with logrus's `prefixFieldClashes` applied (a field named like one of
-    /// the fixed keys becomes `fields.<name>`), sorted by key.
-    fn data(&self) -> Vec<(Cow<'static, str>, &Value)> {
-        let mut data: Vec<_> = self
-            .fields
-            .iter()
-            .map(|(k, v)| match *k {
-                "time" | "level" | "msg" | "logrus_error" => (Cow::Owned(format!("fields.{k}")), v),
-                _ => (Cow::Borrowed(*k), v),
-            })
-            .collect();
-        data.sort_by(|a, b| a.0.cmp(&b.0));
-        data
-    }
-
     /// logrus `TextFormatter` without a terminal, appended to `out`: `time`, `level`,
     /// `msg`, then the fields sorted by key; each value bare when it is made only of
     /// `[A-Za-z0-9-._/@^+]`, else as Go's `%q`.
     pub fn text(&self, out: &mut String) {
-        let pair = |out: &mut String, k: &str, v: &str| {
-            out.push_str(k);
-            out.push('=');
+        let value = |out: &mut String, v: &str| {
             if needs_quoting(v) {
                 out.push_str(&crate::go::strconv::quote(v));
             } else {
@@ -139,55 +205,71 @@ impl Record<'_> {
         out.push('"');
         out.push_str(" level=");
         out.push_str(self.level);
-        out.push(' ');
-        pair(out, "msg", self.msg);
-        for (k, v) in self.data() {
+        out.push_str(" msg=");
+        value(out, self.fields.msg());
+        for (entry, v) in self.entries() {
+            let (prefix, name) = entry.key();
             out.push(' ');
-            pair(out, &k, &v.text());
+            out.push_str(prefix);
+            out.push_str(name);
+            out.push('=');
+            value(out, v);
         }
     }
 
     /// logrus `JSONFormatter`, appended to `out`: one object, keys sorted (Go marshals a
     /// map so), strings escaped as Go's `json.Encoder` does by default.
     pub fn json(&self, out: &mut String) {
-        enum Json<'v> {
-            Str(&'v str),
-            Time,
-            Other(&'v serde_json::Value),
-        }
-        let mut entries: Vec<(Cow<'static, str>, Json<'_>)> = self
-            .data()
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::Str(s) => (k, Json::Str(s)),
-                Value::Json(v) => (k, Json::Other(v)),
-            })
-            .collect();
-        entries.push((Cow::Borrowed("time"), Json::Time));
-        entries.push((Cow::Borrowed("level"), Json::Str(self.level)));
-        entries.push((Cow::Borrowed("msg"), Json::Str(self.msg)));
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // The fixed keys, in order, merged into the sorted fields (no field's printed key
+        // is one of them: see `Entry::key`).
+        let mut fixed = ["level", "msg", "time"].into_iter().peekable();
+        let fixed_value = |out: &mut String, key: &str| match key {
+            "level" => push_json_str(out, self.level),
+            "msg" => push_json_str(out, self.fields.msg()),
+            _ => {
+                out.push('"');
+                push_time(out, self.time);
+                out.push('"');
+            }
+        };
         out.push('{');
-        for (i, (k, v)) in entries.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        let mut comma = |out: &mut String| {
+            if !std::mem::take(&mut first) {
                 out.push(',');
             }
-            push_json_str(out, k);
-            out.push(':');
-            match v {
-                Json::Str(s) => push_json_str(out, s),
-                Json::Time => {
-                    out.push('"');
-                    push_time(out, self.time);
-                    out.push('"');
-                }
+        };
+        for (entry, v) in self.entries() {
+            let key = entry.key();
+            while let Some(k) = fixed.next_if(|k| key_order(("", k), key).is_lt()) {
+                comma(out);
+                push_json_str(out, k);
+                out.push(':');
+                fixed_value(out, k);
+            }
+            comma(out);
+            out.push('"');
+            push_json_chars(out, key.0);
+            push_json_chars(out, key.1);
+            out.push_str("\":");
+            match entry.kind {
+                Kind::Str => push_json_str(out, v),
                 // Numbers and booleans: nothing to escape.
-                Json::Other(v) => {
-                    let _ = write!(out, "{v}");
-                }
+                Kind::Raw => out.push_str(v),
             }
         }
+        for k in fixed {
+            comma(out);
+            push_json_str(out, k);
+            out.push(':');
+            fixed_value(out, k);
+        }
         out.push('}');
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&Entry, &str)> {
+        let f = self.fields;
+        f.entries.iter().map(|e| (e, &f.text[e.value.clone()]))
     }
 }
 
@@ -196,6 +278,12 @@ impl Record<'_> {
 /// `\u003c`… as Go's `json.Encoder` writes them by default (logrus's JSON lines).
 pub(super) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    push_json_chars(out, s);
+    out.push('"');
+}
+
+/// [`push_json_str`] without the quotes.
+fn push_json_chars(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut plain = 0;
     let mut i = 0;
@@ -237,7 +325,6 @@ pub(super) fn push_json_str(out: &mut String, s: &str) {
         plain = i;
     }
     out.push_str(&s[plain..]);
-    out.push('"');
 }
 
 /// logrus `TextFormatter.needsQuoting` with its defaults (an empty value stays bare).

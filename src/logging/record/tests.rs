@@ -7,19 +7,41 @@ fn at() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_796_170_781).unwrap()
 }
 
+/// A value of a test's fields.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Str(&'static str),
+    /// A number or a boolean, as JSON.
+    Raw(&'static str),
+}
+
+/// `fields` with the message `msg`, as the layer records them.
+fn fields(msg: &str, pairs: &[(&'static str, Value)]) -> Fields {
+    let mut f = Fields::default();
+    f.put("message", Kind::Str, |t| t.push_str(msg));
+    for (name, v) in pairs {
+        match v {
+            Value::Str(v) => f.insert(name, Kind::Str, v),
+            Value::Raw(v) => f.insert(name, Kind::Raw, v),
+        }
+    }
+    f.sort();
+    f
+}
+
 /// The line `print` (`Record::text` or `Record::json`) writes for these.
 fn line(
     print: fn(&Record<'_>, &mut String),
     level: &'static str,
     msg: &str,
-    fields: &[(&'static str, Value)],
+    pairs: &[(&'static str, Value)],
 ) -> String {
     let mut out = String::new();
+    let fields = fields(msg, pairs);
     let record = Record {
         time: at(),
         level,
-        msg,
-        fields,
+        fields: &fields,
     };
     print(&record, &mut out);
     out
@@ -33,8 +55,13 @@ fn json(level: &'static str, msg: &str, fields: &[(&'static str, Value)]) -> Str
     line(|r, out| r.json(out), level, msg, fields)
 }
 
-fn s(v: &str) -> Value {
-    Value::Str(v.to_owned())
+fn s(v: &'static str) -> Value {
+    Value::Str(v)
+}
+
+/// `f`'s fields but the message, in their order.
+fn listed(f: &Fields) -> Vec<(&'static str, &str)> {
+    f.iter().map(|(k, _, v)| (k, v)).collect()
 }
 
 #[test]
@@ -60,10 +87,7 @@ fn text_lines_are_logrus_lines() {
             text(
                 "error",
                 "say \"hi\"\n",
-                &[
-                    ("n", Value::Json(7.into())),
-                    ("t", Value::Json(true.into())),
-                ],
+                &[("n", Value::Raw("7")), ("t", Value::Raw("true"))],
             ),
             r#"time="2026-12-02T00:19:41Z" level=error msg="say \"hi\"\n" n=7 t=true"#,
         ),
@@ -84,7 +108,7 @@ fn json_lines_are_logrus_lines() {
         "a <b> & c",
         &[
             ("accountid", s("123")),
-            ("count", Value::Json(3.into())),
+            ("count", Value::Raw("3")),
             ("level", s("x")),
         ],
     );
@@ -99,24 +123,48 @@ fn json_lines_are_logrus_lines() {
 #[test]
 fn a_field_recorded_twice_keeps_the_last_value() {
     let mut f = Fields::default();
-    f.insert("a", s("1"));
-    f.insert("b", s("2"));
-    f.insert("a", s("3"));
-    assert_eq!(f.rest, [("a", s("3")), ("b", s("2"))]);
+    f.insert("a", Kind::Str, "1");
+    f.insert("b", Kind::Str, "2");
+    f.insert("a", Kind::Raw, "3");
+    assert_eq!(listed(&f), [("a", "3"), ("b", "2")]);
+    assert_eq!(f.iter().next().map(|(_, k, _)| k), Some(Kind::Raw));
     let mut event = Fields::default();
-    event.insert("b", s("mine"));
-    let span = Fields {
-        msg: "span message".into(),
-        rest: vec![("c", s("4"))],
-    };
+    event.insert("b", Kind::Str, "mine");
+    let mut span = Fields::default();
+    span.put("message", Kind::Str, |t| t.push_str("span message"));
+    span.insert("c", Kind::Str, "4");
     event.inherit(&span);
     assert_eq!(
-        event.rest,
-        [
-            ("b", s("mine")),
-            ("c", s("4")),
-            ("message", s("span message"))
-        ]
+        listed(&event),
+        [("b", "mine"), ("c", "4"), ("message", "span message")]
+    );
+    assert_eq!(event.msg(), "");
+    // Cleared, it keeps nothing but its capacity.
+    event.clear();
+    assert_eq!((listed(&event), event.msg()), (vec![], ""));
+}
+
+#[test]
+fn fields_sort_by_printed_key() {
+    // `fields.level` sorts among the f's, not among the l's.
+    let got = json(
+        "info",
+        "m",
+        &[
+            ("zz", s("z")),
+            ("level", s("x")),
+            ("f", s("y")),
+            ("lb", s("w")),
+            ("a", s("v")),
+        ],
+    );
+    assert_eq!(
+        got,
+        r#"{"a":"v","f":"y","fields.level":"x","lb":"w","level":"info","msg":"m","time":"2026-12-02T00:19:41Z","zz":"z"}"#
+    );
+    assert_eq!(
+        json("info", "m", &[]),
+        r#"{"level":"info","msg":"m","time":"2026-12-02T00:19:41Z"}"#
     );
 }
 
