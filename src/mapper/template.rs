@@ -44,6 +44,11 @@ pub async fn render(
     identity: &Identity,
     lookup: Option<&dyn PrivateDnsLookup>,
 ) -> Result<String, RenderError> {
+    // Most templates are plain names (`system:masters`): nothing to replace, one copy
+    // instead of one per placeholder.
+    if !template.contains("{{") {
+        return Ok(template.to_owned());
+    }
     let mut out = template.to_owned();
     if out.contains(EC2_PRIVATE_DNS_NAME) {
         if !is_instance_id(&identity.session_name) {
@@ -61,6 +66,9 @@ pub async fn render(
 
 /// The placeholders that need no I/O, in upstream's order.
 pub fn render_static(template: &str, identity: &Identity) -> String {
+    if !template.contains("{{") {
+        return template.to_owned();
+    }
     template
         .replace("{{AccountID}}", &identity.account_id)
         .replace("{{SessionName}}", &identity.session_name.replace('@', "-"))
@@ -109,6 +117,7 @@ mod tests {
             ("{{AccountID}}:{{AccessKeyID}}", "123456789012:ASIAEXAMPLE"),
             ("{{Unknown}}-x", "{{Unknown}}-x"),
             ("plain", "plain"),
+            ("{AccountID} }}", "{AccountID} }}"),
             (
                 "{{SessionName}}{{SessionName}}",
                 "alice-example.comalice-example.com",
@@ -116,6 +125,7 @@ mod tests {
         ];
         for (t, want) in cases {
             assert_eq!(render(t, &id, None).await.unwrap(), want, "{t}");
+            assert_eq!(render_static(t, &id), want, "{t}");
         }
     }
 

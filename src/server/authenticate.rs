@@ -153,7 +153,11 @@ impl Authenticate {
             method = %parts.method,
         );
         let outcome = async {
-            match read(&parts.method, body, &self.budget, client.ip()).await {
+            let body = match read(&parts.method, body, &self.budget, client.ip()).await {
+                Ok(body) => body,
+                Err(malformed) => return Outcome::Malformed(malformed),
+            };
+            match body.review() {
                 Ok(review) => self.verdict(review).await,
                 Err(malformed) => Outcome::Malformed(malformed),
             }
@@ -166,9 +170,9 @@ impl Authenticate {
     }
 
     /// The verdict on a well-formed TokenReview.
-    async fn verdict(&self, review: TokenReviewRequest) -> Outcome {
+    async fn verdict(&self, review: TokenReviewRequest<'_>) -> Outcome {
         let version = review.response_api_version();
-        let token = Token::new(review.spec.token);
+        let token = Token::new(review.spec.token.0.into_owned());
         if token.expose().is_empty() {
             return denied(
                 version,

@@ -1,12 +1,12 @@
 //! Reading a request's TokenReview: POST, a bounded body held within the body budget,
-//! the first JSON value.
+//! the first JSON value (borrowing its strings from the body).
 
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
-use hyper::body::Body;
+use hyper::body::Body as HttpBody;
 
 use super::budget::{BodyBudget, Held};
 use super::outcome::Malformed;
@@ -19,16 +19,36 @@ use super::review::TokenReviewRequest;
 /// 413 because an unbounded read lets any client exhaust memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Reads a TokenReview: POST, a body within [`MAX_BODY_BYTES`] and the body budget, the
-/// first JSON value.
+/// A request's body, held within the body budget until dropped.
+pub(super) struct Body {
+    bytes: Vec<u8>,
+    _held: Held,
+}
+
+impl Body {
+    /// The TokenReview in it: the first JSON value (its strings borrowed from the body).
+    pub fn review(&self) -> Result<TokenReviewRequest<'_>, Malformed> {
+        // Like Go's json.Decoder, read the first JSON value and ignore whatever follows.
+        match serde_json::Deserializer::from_slice(&self.bytes)
+            .into_iter::<TokenReviewRequest<'_>>()
+            .next()
+        {
+            Some(Ok(r)) => Ok(r),
+            _ => Err(Malformed::NotTokenReview),
+        }
+    }
+}
+
+/// Reads a TokenReview's body: POST, within [`MAX_BODY_BYTES`] and the body budget, not
+/// empty.
 pub(super) async fn read<B>(
     method: &Method,
     body: B,
     budget: &BodyBudget,
     peer: IpAddr,
-) -> Result<TokenReviewRequest, Malformed>
+) -> Result<Body, Malformed>
 where
-    B: Body<Data = Bytes>,
+    B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if method != Method::POST {
@@ -39,14 +59,7 @@ where
     if bytes.is_empty() {
         return Err(Malformed::NoBody);
     }
-    // Like Go's json.Decoder, read the first JSON value and ignore whatever follows.
-    match serde_json::Deserializer::from_slice(&bytes)
-        .into_iter::<TokenReviewRequest>()
-        .next()
-    {
-        Some(Ok(r)) => Ok(r),
-        _ => Err(Malformed::NotTokenReview),
-    }
+    Ok(Body { bytes, _held: held })
 }
 
 /// Collects a body of at most [`MAX_BODY_BYTES`], each byte taken from `held` first.
@@ -56,7 +69,7 @@ where
 /// alive, so the memory held would be more than the bytes counted.
 async fn collect<B>(body: B, held: &mut Held) -> Result<Vec<u8>, Malformed>
 where
-    B: Body<Data = Bytes>,
+    B: HttpBody<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let announced = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);

@@ -4,6 +4,7 @@
 //! Both versions have the same shape for everything we touch, so one set of types serves
 //! both; the answer carries the request's `apiVersion`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -15,34 +16,72 @@ pub const V1BETA1: &str = "authentication.k8s.io/v1beta1";
 /// The `kind` of both versions.
 pub const KIND: &str = "TokenReview";
 
-/// A TokenReview as kube-apiserver sends it. Unknown fields are ignored.
+/// A TokenReview as kube-apiserver sends it, its strings borrowed from the body when
+/// they hold no escapes (no copy of the token, the largest of them). Unknown fields are
+/// ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TokenReviewRequest {
+pub struct TokenReviewRequest<'a> {
     /// `apiVersion`; upstream ignores it, we answer in it when it is one we know.
-    #[serde(default)]
-    pub api_version: Option<String>,
-    /// `kind`; ignored, as upstream does.
-    #[serde(default)]
-    pub kind: Option<String>,
+    #[serde(default, borrow)]
+    pub api_version: Option<Text<'a>>,
+    /// `kind`; ignored, as upstream does (but it must be a string, as for upstream).
+    #[serde(default, borrow)]
+    pub kind: Option<Text<'a>>,
     /// `spec`.
-    #[serde(default)]
-    pub spec: TokenReviewRequestSpec,
+    #[serde(default, borrow)]
+    pub spec: TokenReviewRequestSpec<'a>,
+}
+
+/// A JSON string of a request: borrowed from the body unless it had escapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 /// `spec` of a request.
 #[derive(Clone, Default, Deserialize)]
-pub struct TokenReviewRequestSpec {
+pub struct TokenReviewRequestSpec<'a> {
     /// The bearer token. Never logged.
-    #[serde(default)]
-    pub token: String,
+    #[serde(default, borrow)]
+    pub token: Text<'a>,
     /// `spec.audiences`; upstream ignores it, and so do we (the apiserver then applies its
     /// own implicit audiences).
     #[serde(default)]
     pub audiences: Option<Vec<String>>,
 }
 
-impl std::fmt::Debug for TokenReviewRequestSpec {
+impl std::fmt::Debug for TokenReviewRequestSpec<'_> {
     // The token must never reach a log line, not even through `{:?}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenReviewRequestSpec")
@@ -55,7 +94,7 @@ impl std::fmt::Debug for TokenReviewRequestSpec {
     }
 }
 
-impl TokenReviewRequest {
+impl TokenReviewRequest<'_> {
     /// The `apiVersion` the answer is written in: the request's when it is `v1` or
     /// `v1beta1`, otherwise `v1beta1` (the version upstream decodes every request as).
     pub fn response_api_version(&self) -> &'static str {
@@ -176,25 +215,46 @@ mod tests {
     #[test]
     fn reads_both_versions_and_ignores_unknown_fields() {
         for v in [V1, V1BETA1] {
-            let r: TokenReviewRequest = serde_json::from_value(json!({
+            let body = json!({
                 "apiVersion": v, "kind": "TokenReview",
                 "metadata": {"creationTimestamp": null},
                 "spec": {"token": "k8s-aws-v1.abc", "audiences": ["x"]},
                 "status": {"user": {}}
-            }))
-            .unwrap();
-            assert_eq!(r.spec.token, "k8s-aws-v1.abc");
+            })
+            .to_string();
+            let r: TokenReviewRequest<'_> = serde_json::from_str(&body).unwrap();
+            assert_eq!(&*r.spec.token, "k8s-aws-v1.abc");
+            assert!(matches!(r.spec.token.0, Cow::Borrowed(_)), "not copied");
             assert_eq!(r.response_api_version(), v);
         }
-        let r: TokenReviewRequest = serde_json::from_value(json!({"spec": {}})).unwrap();
-        assert_eq!(r.spec.token, "");
+        let r: TokenReviewRequest<'_> = serde_json::from_str(r#"{"spec": {}}"#).unwrap();
+        assert_eq!(&*r.spec.token, "");
+        assert_eq!(r.response_api_version(), V1BETA1);
+        // Escaped strings are read (into a copy); a string is still required.
+        let r: TokenReviewRequest<'_> = serde_json::from_str(
+            r#"{"apiVersion": "authentication.k8s.io\/v1", "kind": "T", "spec": {"token": "a\u0062c"}}"#,
+        )
+        .unwrap();
+        assert_eq!((r.response_api_version(), &*r.spec.token), (V1, "abc"));
+        for bad in [
+            r#"{"kind": 5}"#,
+            r#"{"apiVersion": []}"#,
+            r#"{"spec": {"token": 1}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<TokenReviewRequest<'_>>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        let r: TokenReviewRequest<'_> =
+            serde_json::from_str(r#"{"apiVersion": null, "kind": null, "spec": {}}"#).unwrap();
         assert_eq!(r.response_api_version(), V1BETA1);
     }
 
     #[test]
     fn debug_never_shows_the_token() {
-        let r: TokenReviewRequest =
-            serde_json::from_value(json!({"spec": {"token": "k8s-aws-v1.secret"}})).unwrap();
+        let r: TokenReviewRequest<'_> =
+            serde_json::from_str(r#"{"spec": {"token": "k8s-aws-v1.secret"}}"#).unwrap();
         let s = format!("{r:?}");
         assert!(!s.contains("secret"), "{s}");
     }
