@@ -27,7 +27,7 @@ BINS = $(foreach p,$(PLATFORMS),$(call bin,$(p),$(PROFILE)))
 # The commit the binaries report (`version`); none outside a git checkout (or set COMMIT).
 COMMIT ?= $(shell git -C "$(CURDIR)" rev-parse HEAD 2>/dev/null)
 
-# aws-lc-sys compiles C for the musl target: use musl's compiler wrapper for x86-64; for
+# ring (and, in the full build, aws-lc-sys) compiles C for the musl target: use musl's compiler wrapper for x86-64; for
 # aarch64, cargo-zigbuild gives cc and the linker zig's musl cross toolchain (PyPI's
 # ziglang, in $(VENV): scripts/setup-venv.sh).
 export CC_x86_64_unknown_linux_musl ?= musl-gcc

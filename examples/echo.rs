@@ -2,7 +2,7 @@
 //! rustls server that answers every request with one fixed TokenReview acceptance.
 //!
 //! Same TLS as the server (its key pair from the state dir, `tls::server_config`: the
-//! aws-lc-rs provider, TLS 1.3/1.2, ALPN h2 and http/1.1) and the same HTTP/2 stream and
+//! ring provider, TLS 1.3/1.2, ALPN h2 and http/1.1) and the same HTTP/2 stream and
 //! window limits, on a multi-threaded tokio runtime; it reads each request's body and
 //! does nothing else: no parsing, no verification, no mapping, no logs, no metrics, no timeouts.
 //!
@@ -40,7 +40,7 @@ const ANSWER: &str = concat!(
 );
 
 fn main() -> ExitCode {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut args = std::env::args().skip(1);
     let (Some(state_dir), Some(addr)) = (args.next(), args.next()) else {
         eprintln!("usage: echo STATE_DIR ADDRESS:PORT");

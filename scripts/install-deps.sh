@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need and a fresh Debian machine may
-# lack: make, file, curl, musl-gcc (aws-lc-sys compiles C for the x86-64 musl target),
+# lack: make, file, curl, musl-gcc (ring, and the full build's aws-lc-sys,
+# compile C for the x86-64 musl target),
 # Python's venv module (scripts/setup-venv.sh then installs zig and cargo-zigbuild, the
 # aarch64 cross toolchain), umoci and skopeo (OCI image archives of the Talos extension
 # and the server image, built without Docker), qemu-user-static (runs the arm64 binary

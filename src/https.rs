@@ -3,7 +3,7 @@
 //! One constructor, so every outbound call trusts the same roots and behaves alike:
 //! the system's trust roots through `rustls-native-certs` (which honours
 //! `SSL_CERT_FILE` / `SSL_CERT_DIR`) plus an optional extra PEM CA file, the process's
-//! one rustls crypto provider (aws-lc-rs), a connect timeout, pooled keep-alive
+//! one rustls crypto provider (ring), a connect timeout, pooled keep-alive
 //! connections, and no redirects: hyper's client never follows a 3xx, which callers see
 //! as the non-success answer it is. The whole exchange's deadline is the caller's, since
 //! it also covers reading the body. Through a proxy when the caller passes the proxy
@@ -128,7 +128,7 @@ where
         proxies.log(options.service);
     }
     let roots = root_store(options.service, options.ca_file)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|source| Error::Tls {

@@ -121,6 +121,7 @@ pub async fn config(options: &ClientOptions) -> Result<kube::Config, Error> {
 // from protobuf.
 pub async fn client(options: &ClientOptions) -> Result<kube::Client, Error> {
     let config = config(options).await?;
+    crate::tls::install_default_provider();
     kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
 }
 

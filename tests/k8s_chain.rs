@@ -260,6 +260,7 @@ async fn an_unreachable_api_server_never_makes_the_chain_ready() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
+    common::install_crypto_provider();
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let crd: Arc<dyn Mapper> = Arc::new(CrdMapper::spawn(client.clone()));
     let cm: Arc<dyn Mapper> = Arc::new(ConfigMapMapper::spawn(client));

@@ -46,7 +46,7 @@ struct Fixture {
 }
 
 async fn start(delay: Duration, limits: ListenerConfig, grace: Duration) -> Fixture {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();

@@ -90,7 +90,7 @@ async fn start_with_alpn(reply: Reply, alpn: &[&[u8]]) -> TestSts {
     let mut ca = tempfile::NamedTempFile::new().unwrap();
     ca.write_all(ca_cert.pem().as_bytes()).unwrap();
 
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

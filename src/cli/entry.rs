@@ -32,8 +32,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return parse_failure(&e),
     };
-    // One rustls crypto provider for the process (and the only one in the tree).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::tls::install_default_provider();
     let Some(format) = init_logging(&cli) else {
         return ExitCode::FAILURE;
     };

@@ -86,9 +86,18 @@ pub enum Error {
     Tls(#[from] rustls::Error),
 }
 
-/// The one crypto provider this crate uses.
+/// The one crypto provider this crate uses: ring. The server-side build links no other;
+/// the full build also links aws-lc-rs, which the AWS SDK's HTTP client uses for its own
+/// connections only.
 fn provider() -> CryptoProvider {
-    rustls::crypto::aws_lc_rs::default_provider()
+    rustls::crypto::ring::default_provider()
+}
+
+/// Makes [`provider`] the process's default, for the rustls configs other crates build
+/// without naming one (kube's client). rustls picks a default by itself only when exactly
+/// one provider is linked, which is not so in the full build. Idempotent.
+pub fn install_default_provider() {
+    let _ = provider().install_default();
 }
 
 #[cfg(test)]

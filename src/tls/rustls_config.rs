@@ -7,7 +7,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::{Error, KeyPair, provider};
 
-/// The rustls server configuration for the webhook listener: the aws-lc-rs provider,
+/// The rustls server configuration for the webhook listener: the ring provider,
 /// TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`, no client certificates.
 pub fn server_config(pair: &KeyPair) -> Result<Arc<rustls::ServerConfig>, Error> {
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))

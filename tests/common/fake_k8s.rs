@@ -189,6 +189,7 @@ impl FakeKube {
 
     /// A kube client talking to the fake.
     pub fn client(&self) -> kube::Client {
+        super::install_crypto_provider();
         let config = kube::Config::new(self.url().parse().unwrap());
         kube::Client::try_from(config).unwrap()
     }

@@ -32,11 +32,11 @@ pub const STS_HOST: &str = "sts.us-west-2.amazonaws.com";
 /// The cluster tokens are minted for.
 pub const CLUSTER_ID: &str = "my-cluster";
 
-/// Installs the process's rustls crypto provider (aws-lc-rs) once.
+/// Installs the process's rustls crypto provider (ring) once.
 pub fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
 

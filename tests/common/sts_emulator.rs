@@ -467,7 +467,7 @@ impl TestPki {
     fn server_config(&self) -> io::Result<rustls::ServerConfig> {
         use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = vec![
             CertificateDer::from(self.leaf_der.clone()),
             CertificateDer::from(self.ca_der.clone()),
