@@ -94,14 +94,8 @@ impl Fields {
         let value = start..self.text.len();
         if name == "message" {
             self.msg = value;
-            return;
-        }
-        match self.entries.iter_mut().find(|e| e.name == name) {
-            Some(e) => {
-                e.kind = kind;
-                e.value = value;
-            }
-            None => self.entries.push(Entry { name, kind, value }),
+        } else {
+            self.set(name, kind, value);
         }
     }
 
@@ -109,7 +103,11 @@ impl Fields {
     pub fn insert(&mut self, name: &'static str, kind: Kind, value: &str) {
         let start = self.text.len();
         self.text.push_str(value);
-        let value = start..self.text.len();
+        self.set(name, kind, start..self.text.len());
+    }
+
+    /// Points the field `name` at `value` of the text.
+    fn set(&mut self, name: &'static str, kind: Kind, value: Range<usize>) {
         match self.entries.iter_mut().find(|e| e.name == name) {
             Some(e) => {
                 e.kind = kind;

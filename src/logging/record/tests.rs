@@ -145,6 +145,34 @@ fn a_field_recorded_twice_keeps_the_last_value() {
 }
 
 #[test]
+fn cleared_fields_are_filled_again_in_the_same_buffers() {
+    let fill = |f: &mut Fields| {
+        f.put("message", Kind::Str, |t| t.push_str("access granted"));
+        f.insert("username", Kind::Str, "alice");
+        f.insert("groups", Kind::Str, "[\"system:masters\"]");
+        f.insert("n", Kind::Raw, "1");
+        f.sort();
+    };
+    let mut f = Fields::default();
+    fill(&mut f);
+    let capacity = f.capacity();
+    for _ in 0..3 {
+        f.clear();
+        fill(&mut f);
+        assert_eq!(f.capacity(), capacity, "no buffer grew");
+    }
+    assert_eq!(f.msg(), "access granted");
+    assert_eq!(
+        listed(&f),
+        [
+            ("groups", "[\"system:masters\"]"),
+            ("n", "1"),
+            ("username", "alice")
+        ]
+    );
+}
+
+#[test]
 fn fields_sort_by_printed_key() {
     // `fields.level` sorts among the f's, not among the l's.
     let got = json(
