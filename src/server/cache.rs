@@ -4,25 +4,27 @@
 //! whenever its own short cache misses, so the same token arrives many times. Entries are
 //! keyed by the SHA-256 of the token (the token itself is never stored), live no longer
 //! than the token is acceptable to STS and no longer than a configured maximum, and the
-//! map is bounded (least recently used out first). Only STS verifications are cached;
+//! map is bounded (the least used out first). Only STS verifications are cached;
 //! mappings are applied fresh on every request, so a mapping change takes effect at once.
 //! Concurrent requests for one token share a single STS call, and its answer (an error
 //! too), whether caching is on or off.
 //!
-//! The map is moka's: per-entry expiry, O(1) bounded eviction off the lookup's critical
-//! section, and request coalescing (`try_get_with`: one caller runs the STS call, the
-//! others wait for its result; if that caller is cancelled, a waiting one takes over).
+//! The map is quick_cache's: a bounded, sharded map (CLOCK-Pro eviction: a lookup only
+//! marks its entry, an insert evicts at most a few) that keeps each entry inline, with
+//! request coalescing (`get_value_or_guard_async`: one caller gets a guard and runs the
+//! STS call, the others wait for what it puts in; if that caller is cancelled and drops
+//! its guard, a waiting one gets the guard and calls instead). The expiry is in the
+//! entry and checked on every read; an expired entry is replaced by the next request for
+//! its token, or evicted like any other when the map is full.
 //!
 //! upstream: pkg/server/server.go calls STS on every request; we cache because STS is the
 //! slowest and most rate-limited step on every kubectl call's path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use moka::Expiry;
-use moka::future::Cache;
-use moka::policy::EvictionPolicy;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::token::{Token, VerifyError};
@@ -75,28 +77,28 @@ impl CacheConfig {
     }
 }
 
-/// A coalesced answer that is not kept: moka hands a failed initialisation's error to
-/// every waiting request without inserting anything, which is also how an identity that
-/// may not be cached (caching off, or a token at its end) reaches them.
-#[derive(Debug)]
-enum NotKept {
-    Failed(VerifyError),
-    Uncacheable(Verified),
+/// What a verification leaves in the map for its token.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// An identity served until `until`.
+    Kept { verified: Verified, until: Instant },
+    /// A failure, or an identity that may not be cached (caching off, a token at its
+    /// end): handed to the requests waiting on this verification, never kept (see
+    /// [`Weigh`]), so the next request verifies again.
+    Passed(Result<Verified, VerifyError>),
 }
 
-/// Each entry expires after its own time to live ([`CacheConfig::ttl`]), fixed when it
-/// is inserted. The entry is the [`Verified`] itself (an `Arc` and a time): no wrapper
-/// allocation per identity.
-struct PerEntry(CacheConfig);
+/// Every kept identity weighs one; a passed answer weighs more than the whole cache, so
+/// the map refuses it, while the requests waiting on its guard still receive it.
+#[derive(Debug, Clone, Copy)]
+struct Weigh;
 
-impl Expiry<Key, Verified> for PerEntry {
-    fn expire_after_create(
-        &self,
-        _key: &Key,
-        value: &Verified,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(self.0.ttl(value))
+impl Weighter<Key, Answer> for Weigh {
+    fn weight(&self, _key: &Key, answer: &Answer) -> u64 {
+        match answer {
+            Answer::Kept { .. } => 1,
+            Answer::Passed(_) => u64::MAX,
+        }
     }
 }
 
@@ -104,7 +106,7 @@ impl Expiry<Key, Verified> for PerEntry {
 pub struct IdentityCache {
     inner: Arc<dyn TokenVerifier>,
     config: CacheConfig,
-    entries: Cache<Key, Verified>,
+    entries: Cache<Key, Answer, Weigh>,
     metrics: CacheMetrics,
 }
 
@@ -112,7 +114,7 @@ impl std::fmt::Debug for IdentityCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityCache")
             .field("config", &self.config)
-            .field("len", &self.entries.entry_count())
+            .field("len", &self.entries.len())
             .finish_non_exhaustive()
     }
 }
@@ -124,13 +126,10 @@ fn key(token: &Token) -> Key {
 impl IdentityCache {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn TokenVerifier>, config: CacheConfig) -> Self {
-        // Caching off still goes through the map, for its coalescing; nothing is inserted
-        // then (see `NotKept`), and moka wants a capacity of at least one.
-        let entries = Cache::builder()
-            .max_capacity(config.capacity.max(1) as u64)
-            .eviction_policy(EvictionPolicy::lru())
-            .expire_after(PerEntry(config))
-            .build();
+        // Caching off still goes through the map, for its coalescing: with no weight to
+        // spare nothing is kept, and waiting requests still get the answer.
+        let capacity = if config.enabled() { config.capacity } else { 0 };
+        let entries = Cache::with_weighter(capacity, capacity as u64, Weigh);
         Self {
             inner,
             config,
@@ -146,10 +145,9 @@ impl IdentityCache {
         self
     }
 
-    /// How many identities are cached, after expired and evicted ones are swept.
+    /// How many identities are cached (expired ones included until replaced or evicted).
     pub async fn len(&self) -> usize {
-        self.entries.run_pending_tasks().await;
-        usize::try_from(self.entries.entry_count()).unwrap_or(usize::MAX)
+        self.entries.len()
     }
 
     /// Whether nothing is cached.
@@ -158,30 +156,47 @@ impl IdentityCache {
     }
 
     async fn verify_cached(&self, token: &Token) -> Result<Verified, VerifyError> {
-        let led = AtomicBool::new(false);
-        let init = async {
-            led.store(true, Ordering::Relaxed);
+        let key = key(token);
+        loop {
+            let guard = match self.entries.get_value_or_guard_async(&key).await {
+                Ok(Answer::Kept { verified, until }) => {
+                    if Instant::now() < until {
+                        self.metrics.hit();
+                        return Ok(verified);
+                    }
+                    // Expired: out, unless another request has replaced it meanwhile;
+                    // then look again (and most likely verify).
+                    self.entries.remove_if(
+                        &key,
+                        |a| matches!(a, Answer::Kept { until: u, .. } if *u == until),
+                    );
+                    continue;
+                }
+                // Another request's verification, finished while this one waited.
+                Ok(Answer::Passed(result)) => {
+                    self.metrics.hit();
+                    return result;
+                }
+                Err(guard) => guard,
+            };
             self.metrics.miss();
-            let verified = self.inner.verify(token).await.map_err(NotKept::Failed)?;
-            // The entry's time to live is computed again as it is inserted (`PerEntry`),
-            // a moment later: no longer than this.
-            match self.config.ttl(&verified) {
-                Duration::ZERO => Err(NotKept::Uncacheable(verified)),
-                _ => Ok(verified),
-            }
-        };
-        let result = self.entries.try_get_with(key(token), init).await;
-        // An answer that cost no STS call of our own (a cached one, or another request's
-        // for the same token) counts as a hit.
-        if !led.load(Ordering::Relaxed) {
-            self.metrics.hit();
-        }
-        match result {
-            Ok(verified) => Ok(verified),
-            Err(not_kept) => match &*not_kept {
-                NotKept::Failed(e) => Err(e.clone()),
-                NotKept::Uncacheable(verified) => Ok(verified.clone()),
-            },
+            let result = self.inner.verify(token).await;
+            let answer = match result {
+                Ok(verified) => match self.config.ttl(&verified) {
+                    Duration::ZERO => Answer::Passed(Ok(verified)),
+                    ttl => Answer::Kept {
+                        verified,
+                        until: Instant::now() + ttl,
+                    },
+                },
+                Err(e) => Answer::Passed(Err(e)),
+            };
+            // Refused by the map when it is a passed answer: the waiting requests have it.
+            let _ = guard.insert(answer.clone());
+            return match answer {
+                Answer::Kept { verified, .. } => Ok(verified),
+                Answer::Passed(result) => result,
+            };
         }
     }
 }
@@ -307,11 +322,16 @@ mod tests {
             assert!(n <= 3, "{n} entries");
         }
         assert_eq!(c.len().await, 3);
-        // The newest survived, the oldest went.
+        // The newest survived (what the cache holds when full is not a first-in queue:
+        // the first entries of an empty cache are kept as hot, and a run of tokens seen
+        // once evicts among themselves).
         c.verify(&Token::new("tok-9")).await.unwrap();
         assert_eq!(fake.calls(), 10);
-        c.verify(&Token::new("tok-0")).await.unwrap();
-        assert_eq!(fake.calls(), 11);
+        // Seven tokens went: asking for all ten again calls STS at least seven times.
+        for i in 0..10 {
+            c.verify(&Token::new(format!("tok-{i}"))).await.unwrap();
+        }
+        assert!(fake.calls() >= 17, "{} calls", fake.calls());
     }
 
     #[tokio::test]
