@@ -200,6 +200,18 @@ fn daemonset_serves_what_talos_init_writes() {
         probe("readinessProbe"),
         (json!("/readyz"), json!(21363), json!("HTTP"))
     );
+    // mimalloc commits arenas as used and returns freed memory at once (BENCHMARKS.md).
+    let env: Vec<_> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect();
+    assert!(
+        env.contains(&("MIMALLOC_ARENA_EAGER_COMMIT", "0")),
+        "{env:?}"
+    );
+    assert!(env.contains(&("MIMALLOC_PURGE_DELAY", "0")), "{env:?}");
     assert!(container["resources"]["requests"]["memory"].is_string());
     assert!(container["resources"]["limits"]["memory"].is_string());
 
