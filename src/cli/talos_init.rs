@@ -105,7 +105,7 @@ pub fn run(_args: TalosInitArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         Err(e) => return fail(&format!("could not run init: {e}")),
     }
     tracing::info!("{}", talos::executing_line(&server_args));
-    match talos::exec(&exe, &server_args, &env) {
+    match talos::exec(&exe, &server_args, &talos::with_server_defaults(env)) {
         Ok(never) => match never {},
         Err(e) => fail(&e),
     }

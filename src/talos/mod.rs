@@ -27,7 +27,7 @@ mod env;
 mod exec;
 mod plan;
 
-pub use env::{last_wins, log_format_from, process_env};
+pub use env::{last_wins, log_format_from, process_env, with_server_defaults};
 pub use exec::{exec, executing_line, go_slice, running_line};
 pub use plan::{Plan, Serve, Settings};
 

@@ -352,3 +352,26 @@ fn go_slice_format() {
     assert_eq!(go_slice(&[]), "[]");
     assert_eq!(go_slice(&["a".into(), "b c".into()]), "[a b c]");
 }
+
+#[test]
+fn the_served_server_gets_the_allocator_defaults_unless_set() {
+    let os = |k: &str, v: &str| (OsString::from(k), OsString::from(v));
+    let got = with_server_defaults(vec![os("CLUSTER_ID", "c")]);
+    assert_eq!(
+        got,
+        vec![
+            os("CLUSTER_ID", "c"),
+            os("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+            os("MIMALLOC_PURGE_DELAY", "0"),
+        ]
+    );
+    // The ExtensionServiceConfig's own value stays.
+    let got = with_server_defaults(vec![os("MIMALLOC_PURGE_DELAY", "10")]);
+    assert_eq!(
+        got,
+        vec![
+            os("MIMALLOC_PURGE_DELAY", "10"),
+            os("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+        ]
+    );
+}
