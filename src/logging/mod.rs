@@ -192,6 +192,33 @@ pub fn flush() {
     let _ = std::io::stderr().flush();
 }
 
+/// A list of strings as a log field (`groups = ?StringList(&groups)`): the text `?vec`
+/// prints (`["a", "b"]`), without the formatting machinery for the usual strings
+/// (printable ASCII but `"` and `\`, which `Debug` would escape), as every review logs
+/// its groups.
+pub struct StringList<'a>(pub &'a [String]);
+
+impl std::fmt::Debug for StringList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            if s.bytes()
+                .all(|b| matches!(b, 0x20..0x7f) && b != b'"' && b != b'\\')
+            {
+                f.write_str("\"")?;
+                f.write_str(s)?;
+                f.write_str("\"")?;
+            } else {
+                write!(f, "{s:?}")?;
+            }
+        }
+        f.write_str("]")
+    }
+}
+
 /// Logs the error a command ends with, at logrus's `fatal` level.
 pub fn fatal(message: &str) {
     tracing::error!(target: FATAL_TARGET, "{message}");
@@ -200,6 +227,15 @@ pub fn fatal(message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn string_lists_print_as_vecs_do(list in proptest::collection::vec(proptest::prelude::any::<String>(), 0..4), ascii in "[ -~]{0,12}") {
+            proptest::prop_assert_eq!(format!("{:?}", StringList(&list)), format!("{list:?}"));
+            let list = vec![ascii.clone(), ascii];
+            proptest::prop_assert_eq!(format!("{:?}", StringList(&list)), format!("{list:?}"));
+        }
+    }
 
     #[test]
     fn levels() {

@@ -7,12 +7,15 @@
 //! intermediate map or JSON value, and an event printed with reused [`Fields`] allocates
 //! nothing.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::ops::Range;
 
 use time::OffsetDateTime;
 use tracing::Level;
 use tracing::field::{Field, Visit};
+
+use crate::go::json::{self, Escape};
 
 /// How a value is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,19 +30,58 @@ pub(super) enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     name: &'static str,
+    /// logrus's `prefixFieldClashes`: a field named like one of the fixed keys is printed
+    /// as `fields.<name>` (decided once, when the field is recorded).
+    clashes: bool,
+    /// The printed key's first eight bytes as a big-endian number (zero-padded): keys
+    /// compare as these do, unless these are equal.
+    order: u64,
+    /// The name has nothing to escape in a JSON line (the usual case: an identifier).
+    plain: bool,
     kind: Kind,
     value: Range<usize>,
 }
 
+/// The fixed keys of every line.
+const FIXED_KEYS: [&str; 4] = ["time", "level", "msg", "logrus_error"];
+
+/// The prefix of a field that clashes with a fixed key.
+const CLASH_PREFIX: &str = "fields.";
+
 impl Entry {
-    /// The key it is printed under, as a prefix and the name: logrus's
-    /// `prefixFieldClashes` turns a field named like one of the fixed keys into
-    /// `fields.<name>`.
-    fn key(&self) -> (&'static str, &'static str) {
-        match self.name {
-            "time" | "level" | "msg" | "logrus_error" => ("fields.", self.name),
-            _ => ("", self.name),
+    fn new(name: &'static str, kind: Kind, value: Range<usize>) -> Self {
+        let clashes = FIXED_KEYS.contains(&name);
+        let mut head = [0; 8];
+        if clashes {
+            // "fields." and the name's first byte.
+            head[..7].copy_from_slice(CLASH_PREFIX.as_bytes());
+            head[7] = name.as_bytes()[0];
+        } else {
+            for (slot, &b) in head.iter_mut().zip(name.as_bytes()) {
+                *slot = b;
+            }
         }
+        Self {
+            name,
+            clashes,
+            order: u64::from_be_bytes(head),
+            plain: json::is_plain(name, Escape::Html),
+            kind,
+            value,
+        }
+    }
+
+    /// The key it is printed under, as a prefix and the name.
+    fn key(&self) -> (&'static str, &'static str) {
+        (if self.clashes { CLASH_PREFIX } else { "" }, self.name)
+    }
+
+    /// Orders entries as their printed keys: a line's keys are compared while it is
+    /// sorted, mostly by their first eight bytes alone.
+    fn cmp_key(&self, other: &Self) -> std::cmp::Ordering {
+        self.order
+            .cmp(&other.order)
+            .then_with(|| key_order(self.key(), other.key()))
     }
 }
 
@@ -113,7 +155,7 @@ impl Fields {
                 e.kind = kind;
                 e.value = value;
             }
-            None => self.entries.push(Entry { name, kind, value }),
+            None => self.entries.push(Entry::new(name, kind, value)),
         }
     }
 
@@ -127,9 +169,10 @@ impl Fields {
         }
     }
 
-    /// Puts the fields in the order they are printed: by printed key.
+    /// Puts the fields in the order they are printed: by printed key (unique: a field
+    /// recorded again replaced its entry).
     pub fn sort(&mut self) {
-        self.entries.sort_by(|a, b| key_order(a.key(), b.key()));
+        self.entries.sort_unstable_by(Entry::cmp_key);
     }
 }
 
@@ -239,7 +282,13 @@ impl Record<'_> {
         };
         for (entry, v) in self.entries() {
             let key = entry.key();
-            while let Some(k) = fixed.next_if(|k| key_order(("", k), key).is_lt()) {
+            while let Some(k) = fixed.next_if(|k| {
+                if entry.clashes {
+                    key_order(("", k), key).is_lt()
+                } else {
+                    *k < entry.name
+                }
+            }) {
                 comma(out);
                 push_json_str(out, k);
                 out.push(':');
@@ -247,8 +296,12 @@ impl Record<'_> {
             }
             comma(out);
             out.push('"');
-            push_json_chars(out, key.0);
-            push_json_chars(out, key.1);
+            out.push_str(key.0);
+            if entry.plain {
+                out.push_str(key.1);
+            } else {
+                json::push_chars(out, key.1, Escape::Html);
+            }
             out.push_str("\":");
             match entry.kind {
                 Kind::Str => push_json_str(out, v),
@@ -271,58 +324,10 @@ impl Record<'_> {
     }
 }
 
-/// `s` as a JSON string: serde_json's escapes (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`,
-/// other control characters as `\u00xx`), and `<`, `>`, `&`, U+2028 and U+2029 as
-/// `\u003c`… as Go's `json.Encoder` writes them by default (logrus's JSON lines).
+/// `s` as a JSON string, escaped as Go's `json.Encoder` does by default (logrus's JSON
+/// lines): serde_json's escapes, and `<`, `>`, `&`, U+2028 and U+2029 as `\u003c`….
 pub(super) fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    push_json_chars(out, s);
-    out.push('"');
-}
-
-/// [`push_json_str`] without the quotes.
-fn push_json_chars(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    let mut plain = 0;
-    let mut i = 0;
-    // Byte by byte: every character escaped is ASCII except U+2028 and U+2029 (E2 80 A8
-    // and E2 80 A9), and 0xE2 only ever starts a character, so every slice taken below
-    // ends on a character boundary.
-    while i < bytes.len() {
-        let b = bytes[i];
-        let (escaped, len): (&str, usize) = match b {
-            b'"' => ("\\\"", 1),
-            b'\\' => ("\\\\", 1),
-            0x08 => ("\\b", 1),
-            0x0c => ("\\f", 1),
-            b'\n' => ("\\n", 1),
-            b'\r' => ("\\r", 1),
-            b'\t' => ("\\t", 1),
-            b'<' => ("\\u003c", 1),
-            b'>' => ("\\u003e", 1),
-            b'&' => ("\\u0026", 1),
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
-                ("\\u2028", 3)
-            }
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => {
-                ("\\u2029", 3)
-            }
-            b if b < 0x20 => ("", 1),
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.push_str(&s[plain..i]);
-        if escaped.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escaped);
-        }
-        i += len;
-        plain = i;
-    }
-    out.push_str(&s[plain..]);
+    json::push_str(out, s, Escape::Html);
 }
 
 /// logrus `TextFormatter.needsQuoting` with its defaults (an empty value stays bare).
@@ -349,7 +354,27 @@ pub(super) fn level_name(level: Level) -> &'static str {
 /// UTC (`Z`), which is what a container or a Talos node runs in anyway, because reading
 /// the local offset is not sound in a multi-threaded process.
 pub(super) fn push_time(out: &mut String, t: OffsetDateTime) {
+    thread_local! {
+        /// The second last printed on this thread, and its text: a busy server's lines
+        /// share their second, so it is formatted about once a second per thread.
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
     let t = t.to_offset(time::UtcOffset::UTC);
+    let second = t.unix_timestamp();
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => {
+            if last.0 != second {
+                last.1.clear();
+                write_time(&mut last.1, t);
+                last.0 = second;
+            }
+            out.push_str(&last.1);
+        }
+        Err(_) => write_time(out, t),
+    });
+}
+
+fn write_time(out: &mut String, t: OffsetDateTime) {
     let _ = write!(
         out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",

@@ -210,7 +210,7 @@ impl Authenticate {
         tracing::info!(
             username = user.username,
             uid = user.uid,
-            groups = ?user.groups,
+            groups = ?crate::logging::StringList(&user.groups),
             arn = loggable.then_some(id.arn.as_str()),
             accountid = loggable.then_some(id.account_id.as_str()),
             userid = loggable.then_some(id.user_id.as_str()),

@@ -1,5 +1,3 @@
-use proptest::prelude::*;
-
 use super::*;
 
 fn at() -> OffsetDateTime {
@@ -200,40 +198,47 @@ fn fields_sort_by_printed_key() {
 fn level_names_and_time() {
     assert_eq!(level_name(Level::WARN), "warning");
     assert_eq!(level_name(Level::ERROR), "error");
-    let mut out = String::new();
-    push_time(
-        &mut out,
-        OffsetDateTime::from_unix_timestamp(1_136_214_245).unwrap(),
+    // The same second twice, then the next ones (the thread's last second is reused).
+    for (unix, want) in [
+        (1_136_214_245, "2006-01-02T15:04:05Z"),
+        (1_136_214_245, "2006-01-02T15:04:05Z"),
+        (1_136_214_246, "2006-01-02T15:04:06Z"),
+        (1_796_170_781, "2026-12-02T00:19:41Z"),
+        (1_136_214_245, "2006-01-02T15:04:05Z"),
+    ] {
+        let mut out = String::from("time=");
+        push_time(&mut out, OffsetDateTime::from_unix_timestamp(unix).unwrap());
+        assert_eq!(out, format!("time={want}"));
+    }
+}
+
+proptest::proptest! {
+    /// The entries sort as their printed keys do as strings, shared first eight bytes and
+    /// clashing names included.
+    #[test]
+    fn entries_sort_as_their_printed_keys(
+        names in proptest::collection::hash_set("(time|level|msg|logrus_error|fields\\.|accountid|f)?[a-z._]{0,10}", 0..12)
+    ) {
+        let mut f = Fields::default();
+        for name in &names {
+            f.insert(Box::leak(name.clone().into_boxed_str()), Kind::Str, "v");
+        }
+        f.sort();
+        let got: Vec<String> = f.entries.iter().map(|e| format!("{}{}", e.key().0, e.key().1)).collect();
+        let mut want = got.clone();
+        want.sort();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn json_keys_are_escaped_when_they_need_it() {
+    assert_eq!(
+        json(
+            "info",
+            "m",
+            &[("a<b\"", s("v")), ("plain_key", Value::Raw("1"))]
+        ),
+        r#"{"a\u003cb\"":"v","level":"info","msg":"m","plain_key":1,"time":"2026-12-02T00:19:41Z"}"#
     );
-    assert_eq!(out, "2006-01-02T15:04:05Z");
-}
-
-/// What the lines were before they were written by hand: serde_json's string, then Go's
-/// extra escapes.
-fn serde_then_go(s: &str) -> String {
-    serde_json::to_string(s)
-        .unwrap()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
-}
-
-proptest! {
-    #[test]
-    fn json_strings_are_escaped_as_serde_json_then_go(s in any::<String>()) {
-        let mut out = String::new();
-        push_json_str(&mut out, &s);
-        prop_assert_eq!(&out, &serde_then_go(&s));
-        let back: String = serde_json::from_str(&out).unwrap();
-        prop_assert_eq!(back, s);
-    }
-
-    #[test]
-    fn json_strings_of_special_characters(s in "[\\x00-\\x1f\"\\\\<>&\u{2028}\u{2029}a-z\u{e9}]{0,40}") {
-        let mut out = String::new();
-        push_json_str(&mut out, &s);
-        prop_assert_eq!(out, serde_then_go(&s));
-    }
 }
