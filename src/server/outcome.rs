@@ -221,12 +221,9 @@ impl Outcome {
                 r
             }
             // upstream writes a success with json.Encoder, which ends it with a newline.
-            Self::Allowed { version, user } => json_response(
-                StatusCode::OK,
-                user.to_json(version)
-                    .unwrap_or_else(|_| fallback_denial(version)),
-                true,
-            ),
+            Self::Allowed { version, user } => {
+                json_response(StatusCode::OK, user.to_json(version), true)
+            }
         }
     }
 }
