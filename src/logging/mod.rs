@@ -219,6 +219,50 @@ impl std::fmt::Debug for StringList<'_> {
     }
 }
 
+/// A client's address as a log field (`client = %Peer(addr)`): what `%addr` prints,
+/// without the formatting machinery for an IPv4 address, as every review logs its client.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let std::net::SocketAddr::V4(addr) = self.0 else {
+            return self.0.fmt(f);
+        };
+        // "255.255.255.255:65535"
+        let mut buf = [0u8; 21];
+        let mut len = 0;
+        for (i, octet) in addr.ip().octets().into_iter().enumerate() {
+            if i > 0 {
+                buf[len] = b'.';
+                len += 1;
+            }
+            len += decimal(&mut buf[len..], u16::from(octet));
+        }
+        buf[len] = b':';
+        len += 1;
+        len += decimal(&mut buf[len..], addr.port());
+        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// `v` in decimal at the start of `out` (room for five digits); how many digits.
+fn decimal(out: &mut [u8], mut v: u16) -> usize {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - start;
+    out[..len].copy_from_slice(&digits[start..]);
+    len
+}
+
 /// Logs the error a command ends with, at logrus's `fatal` level.
 pub fn fatal(message: &str) {
     tracing::error!(target: FATAL_TARGET, "{message}");
@@ -229,6 +273,11 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
+        #[test]
+        fn peers_print_as_socket_addresses_do(addr: std::net::SocketAddr) {
+            proptest::prop_assert_eq!(Peer(addr).to_string(), addr.to_string());
+        }
+
         #[test]
         fn string_lists_print_as_vecs_do(list in proptest::collection::vec(proptest::prelude::any::<String>(), 0..4), ascii in "[ -~]{0,12}") {
             proptest::prop_assert_eq!(format!("{:?}", StringList(&list)), format!("{list:?}"));

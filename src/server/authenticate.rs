@@ -149,7 +149,7 @@ impl Authenticate {
         let span = tracing::info_span!(
             "authenticate",
             path = parts.uri.path(),
-            client = %client,
+            client = %crate::logging::Peer(client),
             method = %parts.method,
         );
         let outcome = async {
