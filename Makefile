@@ -42,7 +42,7 @@ $(if $(filter arm64,$(1)),PATH="$(VENV)/bin:$$PATH" $(CARGO) zigbuild,$(CARGO) b
 	--profile $(2) --locked $(3) --target $(triple.$(1))
 endef
 
-.PHONY: help deps fmt lint doc test unit musl binaries static-check demo bench venv deny dist extension image
+.PHONY: help deps fmt lint doc test unit musl binaries static-check demo bench bench-instructions venv deny dist extension image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -102,6 +102,9 @@ demo: deps ## Local end-to-end demo against the STS emulator (no AWS account nee
 
 bench: ## The figures of BENCHMARKS.md: ours vs the bare echo webhook, HTTP/1.1 and HTTP/2, glibc and musl (BENCH_QUICK=1: a short sanity run)
 	scripts/bench.sh
+
+bench-instructions: ## Instructions per cached review, ours vs the echo, counted by callgrind (repeatable on a busy machine)
+	scripts/bench-instructions.sh
 
 venv: ## The Python tools of the tests and the cross build (.venv)
 	scripts/setup-venv.sh

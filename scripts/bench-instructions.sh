@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Instructions per cached review, ours against the bare echo webhook, counted by valgrind's
+# callgrind: the same binaries and requests give the same counts whatever else the machine
+# is doing, so this is the figure to compare a change by (`make bench`'s requests/s move
+# with the machine's load; BENCHMARKS.md).
+#
+# Each server runs under callgrind; one request warms it (our server: the STS call that
+# fills the identity cache), the counters are zeroed, h2load sends N reviews of the one
+# token (HTTP/1.1 and HTTP/2, 4 connections, 8 in flight each), and the counters are dumped.
+# Reported: every thread's instructions over those N reviews, divided by N, TLS and HTTP
+# included (the load generator runs outside valgrind). Under valgrind the CPU has no SHA
+# extensions, so the SHA-256 of the identity cache's key runs in software: about 27k of our
+# count on a 1.5 KiB token, a few thousand on a CPU with them. It is shown on its own line.
+#
+# usage: scripts/bench-instructions.sh [BIN]   (default: the glibc release build)
+# Knobs: REVIEWS (per protocol, 4000), TOP (our functions by own cost to list, 0).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+reviews="${REVIEWS:-4000}"
+
+missing=()
+for pair in valgrind:valgrind callgrind_control:valgrind h2load:nghttp2-client curl:curl; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bench-instructions: installing ${missing[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+echo "building (release)…" >&2
+cargo build --locked --quiet --release --bin aws-iam-authenticator --example sts_emulator --example echo
+bin="${1:-$target_dir/release/aws-iam-authenticator}"
+client="$target_dir/release/aws-iam-authenticator"
+emulator="$target_dir/release/examples/sts_emulator"
+echo_bin="$target_dir/release/examples/echo"
+
+cluster=bench-cluster
+region=us-west-2
+sts_host="sts.$region.amazonaws.com"
+akid=AKIAIOSFODNN7EXAMPLE
+secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+arn=arn:aws:iam::111122223333:user/alice
+
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+make_workdir instructions
+base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true"
+    "MIMALLOC_ARENA_EAGER_COMMIT=0" "MIMALLOC_PURGE_DELAY=0")
+mkdir -p "$work/home"
+
+read -r port health_port echo_port < <(free_ports 3)
+"${base_env[@]}" "$client" init -i "$cluster" --hostname localhost --address 127.0.0.1 --port "$port" \
+    --state-dir "$work/state" --generate-kubeconfig "$work/state/kubeconfig.yaml" >/dev/null 2>&1
+cat >"$work/config.yaml" <<CONFIG
+clusterID: $cluster
+server:
+  port: $port
+  mapUsers:
+  - userarn: $arn
+    username: alice
+    groups: [system:masters]
+CONFIG
+start_emulator "$akid,$secret,$arn,111122223333,AIDAEXAMPLEALICE"
+"${base_env[@]}" AWS_ACCESS_KEY_ID="$akid" AWS_SECRET_ACCESS_KEY="$secret" \
+    "$client" token -i "$cluster" --region "$region" --token-only >"$work/token"
+review_body "$(cat "$work/token")" >"$work/review.json"
+
+# per_review NAME URL PID PROTO: instructions per review of PID (under callgrind) for
+# $reviews reviews over PROTO (h1 or h2); the dump is kept as $work/NAME-PROTO.out.
+per_review() {
+    local name=$1 url=$2 pid=$3 proto=$4 h1=() dump before
+    [ "$proto" = h1 ] && h1=(--h1)
+    curl -sk --max-time 60 -H 'Content-Type: application/json' --data-binary "@$work/review.json" "$url" |
+        grep -q '"authenticated":true' || { echo "bench-instructions: $name did not accept the token" >&2; exit 1; }
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    h2load "${h1[@]}" -n "$reviews" -c 4 -m 8 -t 1 -d "$work/review.json" \
+        -H 'Content-Type: application/json' "$url" >"$work/h2load.txt" 2>&1
+    grep -q "$reviews succeeded" "$work/h2load.txt" || { cat "$work/h2load.txt" >&2; exit 1; }
+    before=$(ls "$work"/cg."$pid".* 2>/dev/null | wc -l)
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    for _ in $(seq 100); do
+        [ "$(ls "$work"/cg."$pid".* 2>/dev/null | wc -l)" -gt "$before" ] && break
+        sleep 0.1
+    done
+    dump=$(ls -t "$work"/cg."$pid".* | head -1)
+    cp "$dump" "$work/$name-$proto.out"
+    awk -v n="$reviews" '/^summary:/ { printf "%d", $2 / n }' "$dump"
+}
+
+# own_costs DUMP: each function's own instructions per review, "COUNT<tab>NAME" lines.
+own_costs() {
+    awk -v n="$reviews" '
+        function named(line, key,   id, name) {
+            id = line; sub("^" key "=", "", id); name = id; sub(/\).*/, ")", id); sub(/^\([0-9]+\) ?/, "", name)
+            if (name != "") names[id] = name
+            return names[id]
+        }
+        /^fn=/ { cur = named($0, "fn"); call = 0; next }
+        /^cfn=/ { named($0, "cfn"); next }
+        /^calls=/ { call = 1; next }
+        /^[0-9+*-]/ { if (call) { call = 0; next } own[cur] += $2 }
+        END { for (f in own) printf "%d\t%s\n", own[f] / n, f }' "$1"
+}
+
+declare -A count
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$echo_bin" "$work/state" \
+    "127.0.0.1:$echo_port" >"$work/echo.out" 2>"$work/echo.err" &
+echo_pid=$!
+pids+=("$echo_pid")
+for _ in $(seq 300); do
+    grep -q listening "$work/echo.out" 2>/dev/null && break
+    sleep 0.1
+done
+for proto in h1 h2; do
+    count[echo-$proto]=$(per_review echo "https://127.0.0.1:$echo_port/authenticate" "$echo_pid" "$proto")
+done
+
+"${base_env[@]}" valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$bin" server \
+    -c "$work/config.yaml" --state-dir "$work/state" --generate-kubeconfig "$work/state/kubeconfig.yaml" \
+    --kubeconfig-pregenerated=true --address 127.0.0.1 --health-address "127.0.0.1:$health_port" \
+    "${sts[@]}" -l json >"$work/server.out" 2>"$work/server.log" &
+server_pid=$!
+pids+=("$server_pid")
+for _ in $(seq 600); do
+    curl -fsS "http://127.0.0.1:$health_port/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+for proto in h1 h2; do
+    count[ours-$proto]=$(per_review ours "https://127.0.0.1:$port/authenticate" "$server_pid" "$proto")
+done
+sha=$(own_costs "$work/ours-h1.out" | awk -F'\t' '$2 ~ /sha256|sha2::/ { s += $1 } END { print s + 0 }')
+
+echo "## Instructions per cached review (callgrind, $reviews reviews per protocol)"
+echo
+echo "| server | HTTP/1.1 | HTTP/2 |"
+echo "| --- | --- | --- |"
+echo "| echo | ${count[echo-h1]} | ${count[echo-h2]} |"
+echo "| ours | ${count[ours-h1]} | ${count[ours-h2]} |"
+echo "| ours ÷ echo | $(awk -v a="${count[ours-h1]}" -v b="${count[echo-h1]}" 'BEGIN { printf "%.2f×", a / b }') | $(awk -v a="${count[ours-h2]}" -v b="${count[echo-h2]}" 'BEGIN { printf "%.2f×", a / b }') |"
+echo
+echo "- of ours over HTTP/1.1, the cache key's SHA-256 in software (see above): $sha"
+echo "- binary: $bin"
+if [ "${TOP:-0}" -gt 0 ]; then
+    echo
+    echo "Our HTTP/1.1 review's functions by own cost (instructions per review):"
+    echo
+    echo '```'
+    own_costs "$work/ours-h1.out" | sort -rn | head -"$TOP" | awk -F'\t' '{ printf "%8d  %s\n", $1, substr($2, 1, 110) }'
+    echo '```'
+fi
