@@ -45,7 +45,7 @@ endef
 .PHONY: help deps fmt lint doc test unit musl binaries static-check demo bench bench-instructions venv deny dist extension image
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
 deps: ## Install missing system packages and the musl targets (scripts/install-deps.sh)
 	scripts/install-deps.sh
