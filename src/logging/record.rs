@@ -65,7 +65,11 @@ impl Entry {
             name,
             clashes,
             order: u64::from_be_bytes(head),
-            plain: json::is_plain(name, Escape::Html),
+            // Names are identifiers but for the odd string literal: the quick test first.
+            plain: name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                || json::is_plain(name, Escape::Html),
             kind,
             value,
         }

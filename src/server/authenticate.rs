@@ -150,7 +150,7 @@ impl Authenticate {
             "authenticate",
             path = parts.uri.path(),
             client = %crate::logging::Peer(client),
-            method = %parts.method,
+            method = parts.method.as_str(),
         );
         let outcome = async {
             let body = match read(&parts.method, body, &self.budget, client.ip()).await {
