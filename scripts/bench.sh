@@ -171,25 +171,7 @@ check_allowed() { # url body-file
     }
 }
 
-# wrk's Lua: each thread walks the bodies file from its own offset; one body is one token.
-cat >"$work/bodies.lua" <<'LUA'
-local threads = 0
-function setup(thread)
-    thread:set("id", threads)
-    threads = threads + 1
-end
-function init(args)
-    bodies = {}
-    for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
-    step = tonumber(args[2])
-    i = id
-end
-function request()
-    local body = bodies[(i % #bodies) + 1]
-    i = i + step
-    return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
-end
-LUA
+write_bodies_lua "$work/bodies.lua"
 
 # to_ms VALUE-WITH-UNIT (wrk's 1.23ms, 850.00us, 1.02s) in milliseconds.
 to_ms() {

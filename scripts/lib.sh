@@ -86,6 +86,29 @@ review_body() {
     printf '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"%s"}}' "$1"
 }
 
+# write_bodies_lua FILE: wrk's Lua script for a file of request bodies, one per line (one
+# token each): `wrk -s FILE BODIES THREADS`; each thread walks the file from its own offset.
+write_bodies_lua() {
+    cat >"$1" <<'LUA'
+local threads = 0
+function setup(thread)
+    thread:set("id", threads)
+    threads = threads + 1
+end
+function init(args)
+    bodies = {}
+    for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+    step = tonumber(args[2])
+    i = id
+end
+function request()
+    local body = bodies[(i % #bodies) + 1]
+    i = i + step
+    return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
+end
+LUA
+}
+
 # ---- Binaries of several architectures (the extension and image builds source this too) ----
 
 # The version of the sources, `v` + Cargo.toml's (the one source of truth); needs `root`.
