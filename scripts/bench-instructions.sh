@@ -28,15 +28,9 @@ cd "$root"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 reviews="${REVIEWS:-4000}"
 
-missing=()
-for pair in valgrind:valgrind callgrind_control:valgrind h2load:nghttp2-client wrk:wrk curl:curl; do
-    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "bench-instructions: installing ${missing[*]}" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+install_tools bench-instructions valgrind:valgrind callgrind_control:valgrind h2load:nghttp2-client wrk:wrk curl:curl
 
 echo "building (release)…" >&2
 cargo build --locked --quiet --release --bin aws-iam-authenticator --example sts_emulator --example echo
@@ -45,32 +39,8 @@ client="$target_dir/release/aws-iam-authenticator"
 emulator="$target_dir/release/examples/sts_emulator"
 echo_bin="$target_dir/release/examples/echo"
 
-cluster=bench-cluster
-region=us-west-2
-sts_host="sts.$region.amazonaws.com"
-akid=AKIAIOSFODNN7EXAMPLE
-secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
-arn=arn:aws:iam::111122223333:user/alice
 
-# shellcheck source=scripts/lib.sh
-. "$root/scripts/lib.sh"
-make_workdir instructions
-base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true"
-    "MIMALLOC_ARENA_EAGER_COMMIT=0" "MIMALLOC_PURGE_DELAY=0")
-mkdir -p "$work/home"
-
-read -r port health_port echo_port < <(free_ports 3)
-"${base_env[@]}" "$client" init -i "$cluster" --hostname localhost --address 127.0.0.1 --port "$port" \
-    --state-dir "$work/state" --generate-kubeconfig "$work/state/kubeconfig.yaml" >/dev/null 2>&1
-cat >"$work/config.yaml" <<CONFIG
-clusterID: $cluster
-server:
-  port: $port
-  mapUsers:
-  - userarn: $arn
-    username: alice
-    groups: [system:masters]
-CONFIG
+bench_stack instructions "$client"
 start_emulator "$akid,$secret,$arn,111122223333,AIDAEXAMPLEALICE"
 "${base_env[@]}" AWS_ACCESS_KEY_ID="$akid" AWS_SECRET_ACCESS_KEY="$secret" \
     "$client" token -i "$cluster" --region "$region" --token-only >"$work/token"

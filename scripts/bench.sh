@@ -34,15 +34,9 @@ h1_conns=64 h2_conns=4 h2_streams=32
 # The load tools come from Debian. Not hey: it sends the URL's `host:port` as the TLS server
 # name, which is not a host name (RFC 6066), and rustls refuses the handshake
 # (illegal_parameter); Go's net/http, kube-apiserver's client, sends the host alone.
-missing=()
-for pair in wrk:wrk h2load:nghttp2-client hyperfine:hyperfine curl:curl; do
-    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "bench: installing ${missing[*]}" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+install_tools bench wrk:wrk h2load:nghttp2-client hyperfine:hyperfine curl:curl
 
 profile="${BENCH_PROFILE:-release}"
 # The musl build may live in its own target dir (MUSL_TARGET_DIR), to build beside the other.
@@ -73,35 +67,9 @@ for pair in ${EXTRA_BINS:-}; do
 done
 bin="${bins[glibc]}"
 
-cluster=bench-cluster
-region=us-west-2
-sts_host="sts.$region.amazonaws.com"
-akid=AKIAIOSFODNN7EXAMPLE
-secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
-arn=arn:aws:iam::111122223333:user/alice
+
+bench_stack bench "$bin"
 identity="$akid,$secret,$arn,111122223333,AIDAEXAMPLEALICE"
-
-# shellcheck source=scripts/lib.sh
-. "$root/scripts/lib.sh"
-make_workdir bench
-# With the allocator settings the example DaemonSet and `talos-init` give the served server
-# (README "Memory"): the musl builds are measured as they are deployed; glibc ignores them.
-base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true"
-    "MIMALLOC_ARENA_EAGER_COMMIT=0" "MIMALLOC_PURGE_DELAY=0")
-mkdir -p "$work/home"
-
-read -r port health_port echo_port < <(free_ports 3)
-"${base_env[@]}" "$bin" init -i "$cluster" --hostname localhost --address 127.0.0.1 --port "$port" \
-    --state-dir "$work/state" --generate-kubeconfig "$work/state/kubeconfig.yaml" >/dev/null 2>&1
-cat >"$work/config.yaml" <<CONFIG
-clusterID: $cluster
-server:
-  port: $port
-  mapUsers:
-  - userarn: $arn
-    username: alice
-    groups: [system:masters]
-CONFIG
 url="https://127.0.0.1:$port/authenticate"
 
 # The STS stand-in, answering after $1 ms; recording nothing (long runs) and checking no

@@ -1,8 +1,9 @@
-# Sourced by the scripts. For scripts/demo.sh and scripts/bench.sh: a local stack on
-# loopback, made of the STS emulator, `init` and `server`. Source it after setting `bin` and
-# `emulator` (paths of the built binaries), then call `make_workdir`; processes started here
-# are added to `pids` and stopped on exit. For the extension and image builds: the
-# architecture of a binary, and running one of another architecture (at the end).
+# Sourced by the scripts. For scripts/demo.sh and the benches: a local stack on loopback,
+# made of the STS emulator, `init` and `server`; set `bin` and `emulator` (paths of the built
+# binaries) before calling its functions, and call `make_workdir` (or `bench_stack`) first;
+# processes started here are added to `pids` and stopped on exit. For the extension and
+# image builds: the architecture of a binary, and running one of another architecture (at
+# the end).
 
 # make_workdir NAME: a temp dir in `work`, removed on exit after every process in `pids`
 # has been sent SIGTERM and reaped.
@@ -84,6 +85,50 @@ webhook_endpoint() {
 # review_body TOKEN: a TokenReview as kube-apiserver sends it.
 review_body() {
     printf '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"%s"}}' "$1"
+}
+
+# install_tools NAME COMMAND:PACKAGE...: installs (apt-get) the Debian packages of the commands
+# that are missing, saying so as NAME.
+install_tools() {
+    local name=$1 pair missing=()
+    shift
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    echo "$name: installing ${missing[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# bench_stack NAME BIN: the benches' common set-up: the cluster ID, region and STS host, one
+# identity (AWS's documentation example keys, for the emulator); the work dir; `base_env`, with the allocator settings the example DaemonSet and `talos-init`
+# give the served server (README "Memory"; glibc ignores them), so that the musl builds are
+# measured as they are deployed; three free ports (`port`, `health_port`, `echo_port`);
+# BIN's `init` of `$work/state`; the server's config `$work/config.yaml` (`arn` mapped).
+bench_stack() {
+    cluster=bench-cluster
+    region=us-west-2
+    sts_host="sts.$region.amazonaws.com"
+    akid=AKIAIOSFODNN7EXAMPLE
+    secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+    arn=arn:aws:iam::111122223333:user/alice
+    make_workdir "$1"
+    base_env=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_EC2_METADATA_DISABLED=true"
+        "MIMALLOC_ARENA_EAGER_COMMIT=0" "MIMALLOC_PURGE_DELAY=0")
+    mkdir -p "$work/home"
+    read -r port health_port echo_port < <(free_ports 3)
+    "${base_env[@]}" "$2" init -i "$cluster" --hostname localhost --address 127.0.0.1 --port "$port" \
+        --state-dir "$work/state" --generate-kubeconfig "$work/state/kubeconfig.yaml" >/dev/null 2>&1
+    cat >"$work/config.yaml" <<CONFIG
+clusterID: $cluster
+server:
+  port: $port
+  mapUsers:
+  - userarn: $arn
+    username: alice
+    groups: [system:masters]
+CONFIG
 }
 
 # write_bodies_lua FILE: wrk's Lua script for a file of request bodies, one per line (one
