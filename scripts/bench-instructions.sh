@@ -72,8 +72,7 @@ dump() {
 per_review() {
     local name=$1 url=$2 pid=$3 proto=$4 h1=() total
     [ "$proto" = h1 ] && h1=(--h1)
-    curl -sk --max-time 60 -H 'Content-Type: application/json' --data-binary "@$work/review.json" "$url" |
-        grep -q '"authenticated":true' || { echo "bench-instructions: $name did not accept the token" >&2; exit 1; }
+    check_allowed "$url" "$work/review.json" 60
     callgrind_control -z "$pid" >/dev/null 2>&1
     h2load "${h1[@]}" -n "$reviews" -c 4 -m 8 -t 1 -d "$work/review.json" \
         -H 'Content-Type: application/json' "$url" >"$work/h2load.txt" 2>&1

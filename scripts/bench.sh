@@ -129,17 +129,6 @@ echo_server() {
 kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-# Every answer must be an acceptance: one sample before each load.
-check_allowed() { # url body-file
-    local answer
-    answer="$(curl -sk --max-time 10 -H 'Content-Type: application/json' --data-binary "@$2" "$1")"
-    grep -q '"authenticated":true' <<<"$answer" || {
-        echo "bench: not an acceptance from $1: $answer" >&2
-        tail -5 "$work/server.log" >&2 || true
-        exit 1
-    }
-}
-
 write_bodies_lua "$work/bodies.lua"
 
 # to_ms VALUE-WITH-UNIT (wrk's 1.23ms, 850.00us, 1.02s) in milliseconds.

@@ -131,6 +131,19 @@ server:
 CONFIG
 }
 
+# check_allowed URL BODY-FILE [SECONDS]: the benches' sample before a load: the answer to
+# BODY-FILE must be an acceptance (within SECONDS, 10), else the server's last log lines
+# and exit 1.
+check_allowed() {
+    local answer
+    answer="$(curl -sk --max-time "${3:-10}" -H 'Content-Type: application/json' --data-binary "@$2" "$1")"
+    grep -q '"authenticated":true' <<<"$answer" || {
+        echo "not an acceptance from $1: $answer" >&2
+        tail -5 "$work/server.log" >&2 || true
+        exit 1
+    }
+}
+
 # write_bodies_lua FILE: wrk's Lua script for a file of request bodies, one per line (one
 # token each): `wrk -s FILE BODIES THREADS`; each thread walks the file from its own offset.
 write_bodies_lua() {
